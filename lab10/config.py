@@ -1,0 +1,234 @@
+"""The typed run configuration, the seed labs' presets, validation, and name → callable resolution.
+
+This is the only module that looks names up: everything below it receives callables
+(activations, initializers, optax transformations, model constructors).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import typing
+from collections.abc import Sequence
+
+import jax
+import optax
+from flax import nnx
+
+from lab10 import activations, data, initializers, models
+
+
+class ConfigError(ValueError):
+  """A bad setting; the message is one line naming the setting, the value and the valid choices."""
+
+
+MODELS = ("mlp", "cnn")
+OPTIMIZERS = ("adam", "sgd", "momentum")
+INIT_MODES = ("fan_in", "fan_out", "fan_avg")
+
+
+def _field(default, help: str):
+  """A Config field whose help text is also its --flag's help."""
+  return dataclasses.field(default=default, metadata={"help": help})
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+  # data
+  dataset: str = _field("mnist", f"one of {', '.join(data.DATASETS)}")
+  data_dir: str | None = _field(None, "folder with the raw files (IDX .gz, or cifar-10-batches-bin/); "
+                                f"default ${data.DATA_DIR_ENV}, else download into ~/.cache/lab10")
+  val_size: int = _field(0, "first N training examples held out for validation (TF1 labs: 5000)")
+  # model
+  model: str = _field("mlp", "mlp | cnn (VGG-style 3x3 convs, no residuals)")
+  depth: int = _field(2, "hidden layers (mlp; 0 = softmax regression) or conv layers (cnn)")
+  width: tuple[int, ...] = _field((256,), "hidden width, or comma-separated widths per layer (cnn: base channels)")
+  activation: str = _field("relu", ", ".join(activations.ACTIVATIONS))
+  leaky_slope: float = _field(activations.DEFAULT_LEAKY_SLOPE, "leaky_relu's negative slope a (PyTorch/JAX default)")
+  init: str = _field("glorot_uniform", ", ".join(initializers.KERNEL_INITIALIZERS))
+  init_std: float = _field(1.0, "sigma of --init normal (TF1 labs: 1, TF2 RandomNormal: 0.05)")
+  init_gain: float = _field(1.0, "std multiplier g of every other kernel init: Var[W] x g^2")
+  init_mode: str = _field("fan_in", "fan of he_*: fan_in (He Eq. 10) | fan_out (He Eq. 14) | fan_avg")
+  bias_init: str = _field("zeros", ", ".join(initializers.BIAS_INITIALIZERS))
+  bias_std: float = _field(1.0, "sigma of --bias_init normal (TF1 labs: 1)")
+  dropout: float = _field(0.0, "drop probability after each hidden activation, in [0, 1)")
+  batchnorm: bool = _field(False, "affine -> batch norm -> activation in every hidden layer")
+  # optimisation
+  optimizer: str = _field("adam", "adam | sgd | momentum (heavy ball)")
+  lr: float = _field(1e-3, "learning rate")
+  momentum: float = _field(0.9, "momentum of --optimizer momentum")
+  weight_decay: float = _field(0.0, "L2 coefficient on kernels, added to the gradient before the optimizer")
+  batch_size: int = _field(100, "examples per step; the remainder of each epoch's permutation is skipped")
+  epochs: int = _field(15, "passes over the training set")
+  seed: int = _field(0, "the one seed: init, data order and dropout keys derive from it")
+  # bookkeeping
+  workdir: str | None = _field(None, "run directory; default runs/<preset or model>-<timestamp>")
+  preset: str | None = _field(None, "a seed lab's settings; explicit flags override them")
+
+  @property
+  def hidden_widths(self) -> tuple[int, ...]:
+    if self.model == "mlp" and len(self.width) > 1:
+      return tuple(self.width)
+    return tuple(self.width[:1]) * self.depth
+
+  def to_json(self) -> dict:
+    return dataclasses.asdict(self)
+
+
+# The seed labs (../shared/reference/papers.md §1) at the TF1 budget: 15 epochs, batch 100,
+# Adam 1e-3, 55k/5k/10k split. TF1 drew biases from N(0, 1), even in the Xavier labs.
+_TF1 = dict(epochs=15, batch_size=100, optimizer="adam", lr=1e-3, val_size=5000, activation="relu")
+_TF1_WIDE = dict(_TF1, width=(256,), depth=2)
+_TF1_DEEP = dict(_TF1, width=(512,), depth=4, init="glorot_uniform", bias_init="normal", bias_std=1.0)
+PRESETS: dict[str, dict] = {
+    "lab10-1-softmax": dict(_TF1, depth=0, init="normal", init_std=1.0, bias_init="normal", bias_std=1.0),
+    # TF2's RandomNormal() (σ = 0.05, zero biases): the TF1-style N(0, 1) sigmoid net barely trains.
+    "lab10-1-sigmoid": dict(_TF1_WIDE, activation="sigmoid", init="normal", init_std=0.05, bias_init="zeros"),
+    "lab10-2-relu": dict(_TF1_WIDE, init="normal", init_std=1.0, bias_init="normal", bias_std=1.0),
+    "lab10-3-xavier": dict(_TF1_WIDE, init="glorot_uniform", bias_init="normal", bias_std=1.0),
+    "lab10-4-deep": dict(_TF1_DEEP),
+    "lab10-5-dropout": dict(_TF1_DEEP, dropout=0.3),
+    # TF2's Dense → BN → ReLU with zero biases, at the TF1 budget.
+    "lab10-6-batchnorm": dict(_TF1_DEEP, bias_init="zeros", batchnorm=True),
+}
+
+
+def _choice(flag: str, value, valid: Sequence[str]) -> None:
+  if value not in valid:
+    raise ConfigError(f"--{flag} {value!r} is not valid; choose from: {', '.join(valid)}")
+
+
+def _check(flag: str, value, ok: bool, expected: str) -> None:
+  if not ok:
+    raise ConfigError(f"--{flag} {value} is out of range; expected {expected}")
+
+
+def validate(c: Config) -> Config:
+  """Raise ConfigError on the first bad setting; return ``c`` unchanged otherwise."""
+  if c.preset is not None:
+    _choice("preset", c.preset, list(PRESETS))
+  _choice("dataset", c.dataset, data.DATASETS)
+  _choice("model", c.model, MODELS)
+  _choice("activation", c.activation, list(activations.ACTIVATIONS))
+  _choice("init", c.init, list(initializers.KERNEL_INITIALIZERS))
+  _choice("init_mode", c.init_mode, INIT_MODES)
+  _choice("bias_init", c.bias_init, list(initializers.BIAS_INITIALIZERS))
+  _choice("optimizer", c.optimizer, OPTIMIZERS)
+  _check("depth", c.depth, c.depth >= (1 if c.model == "cnn" else 0), ">= 0 (mlp) or >= 1 (cnn)")
+  _check("width", ",".join(map(str, c.width)), len(c.width) > 0 and all(w > 0 for w in c.width),
+         "positive integers")
+  if c.model == "mlp" and len(c.width) > 1 and len(c.width) != c.depth:
+    raise ConfigError(f"--width {','.join(map(str, c.width))} gives {len(c.width)} widths but --depth is "
+                      f"{c.depth}; give one width, or one per hidden layer")
+  _check("dropout", c.dropout, 0.0 <= c.dropout < 1.0, "a probability in [0, 1)")
+  for flag in ("lr", "init_std", "bias_std"):
+    value = getattr(c, flag)
+    _check(flag, value, math.isfinite(value) and value > 0, "a finite number > 0")
+  _check("init_gain", c.init_gain, math.isfinite(c.init_gain) and c.init_gain > 0, "a finite number > 0")
+  _check("leaky_slope", c.leaky_slope, math.isfinite(c.leaky_slope) and 0 <= c.leaky_slope < 1, "in [0, 1)")
+  _check("momentum", c.momentum, 0.0 <= c.momentum < 1.0, "in [0, 1)")
+  _check("weight_decay", c.weight_decay, math.isfinite(c.weight_decay) and c.weight_decay >= 0, ">= 0")
+  _check("batch_size", c.batch_size, c.batch_size > 0, "an integer > 0")
+  _check("epochs", c.epochs, c.epochs > 0, "an integer > 0")
+  _check("val_size", c.val_size, c.val_size >= 0, "an integer >= 0")
+  _check("seed", c.seed, 0 <= c.seed < 2**32, "an integer in [0, 2^32)")
+  return c
+
+
+def with_preset(preset: str | None, **overrides) -> Config:
+  """Config defaults, then the preset's values, then ``overrides`` (e.g. explicit flags)."""
+  values = {}
+  if preset is not None:
+    _choice("preset", preset, list(PRESETS))
+    values.update(PRESETS[preset])
+  values.update(overrides)
+  return validate(Config(preset=preset, **values))
+
+
+# --- names → callables --------------------------------------------------------------------------
+
+
+def make_model(c: Config, input_shape: Sequence[int], num_classes: int, rngs: nnx.Rngs):
+  """The NNX model ``c`` describes, for inputs of ``input_shape`` (H, W, C)."""
+  activation = activations.get(c.activation, negative_slope=c.leaky_slope)
+  # He's PReLU form ½(1+a²)·n·Var[W] = 1 follows the activation's own slope.
+  slope = c.leaky_slope if c.activation == "leaky_relu" else 0.0
+  kernel_init = initializers.kernel(c.init, std=c.init_std, gain=c.init_gain, mode=c.init_mode,
+                                    negative_slope=slope)
+  bias_init = initializers.bias(c.bias_init, std=c.bias_std)
+  common = dict(activation=activation, kernel_init=kernel_init, bias_init=bias_init,
+                dropout_rate=c.dropout, batchnorm=c.batchnorm, rngs=rngs)
+  if c.model == "mlp":
+    return models.MLP(math.prod(input_shape), c.hidden_widths, num_classes, **common)
+  return models.CNN(input_shape[-1], c.depth, c.width[0], num_classes, **common)
+
+
+def make_optimizer(c: Config) -> optax.GradientTransformation:
+  if c.optimizer == "adam":
+    opt = optax.adam(c.lr)
+  elif c.optimizer == "sgd":
+    opt = optax.sgd(c.lr)
+  else:
+    opt = optax.sgd(c.lr, momentum=c.momentum)
+  if c.weight_decay:
+    # Classic L2 (Caffe, He et al.): wd·W joins the gradient before the update; kernels only.
+    kernels_only = lambda params: jax.tree.map(lambda p: p.ndim > 1, params)
+    opt = optax.chain(optax.add_decayed_weights(c.weight_decay, mask=kernels_only), opt)
+  return opt
+
+
+# --- flags --------------------------------------------------------------------------------------
+
+class _OneLineParser(argparse.ArgumentParser):
+  def error(self, message):
+    self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def _parse_widths(text: str) -> tuple[int, ...]:
+  try:
+    return tuple(int(w) for w in text.split(","))
+  except ValueError:
+    raise argparse.ArgumentTypeError(f"{text!r} is not an integer or a comma-separated list of integers")
+
+
+def _parse_bool(text: str) -> bool:
+  if text.lower() in ("1", "true", "yes", "on"):
+    return True
+  if text.lower() in ("0", "false", "no", "off"):
+    return False
+  raise argparse.ArgumentTypeError(f"{text!r} is not a boolean; choose from: true, false")
+
+
+def parser(description: str) -> argparse.ArgumentParser:
+  """Flags for every Config field; unset flags stay None so presets can fill them."""
+  p = _OneLineParser(description=description)
+  p.add_argument("--preset", default=None, help=f"one of {', '.join(PRESETS)}; explicit flags override it")
+  # (--preset is added first so that its list of names heads the help.)
+  parse = {str: str, str | None: str, int: int, float: float, bool: _parse_bool, tuple[int, ...]: _parse_widths}
+  hints = typing.get_type_hints(Config)
+  defaults = Config()
+  for f in dataclasses.fields(Config):
+    if f.name == "preset":
+      continue
+    default = getattr(defaults, f.name)
+    shown = ",".join(map(str, default)) if isinstance(default, tuple) else default
+    p.add_argument(f"--{f.name}", type=parse[hints[f.name]], default=None,
+                   metavar="BOOL" if hints[f.name] is bool else "X",
+                   help=f"{f.metadata['help']} (default: {shown})")
+  return p
+
+
+def from_args(args: argparse.Namespace) -> Config:
+  """Config from parsed flags: defaults < preset < explicit flags."""
+  names = {f.name for f in dataclasses.fields(Config)} - {"preset"}
+  overrides = {k: v for k, v in vars(args).items() if k in names and v is not None}
+  return with_preset(args.preset, **overrides)
+
+
+def load_json(path) -> Config:
+  with open(path) as f:
+    values = json.load(f)["config"]
+  values["width"] = tuple(values["width"])
+  return Config(**values)

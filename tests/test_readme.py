@@ -1,0 +1,22 @@
+"""The README's commands are the ones CI runs."""
+
+from conftest import ROOT
+
+
+def test_ci_runs_the_readme_install_and_test_commands():
+  readme = (ROOT / "README.md").read_text()
+  ci = [line for line in (ROOT / ".ci" / "run").read_text().splitlines() if line and not line.startswith(("#", "set ", "cd "))]
+  assert ci == ['python3 -m venv .venv && . .venv/bin/activate && pip install -e ".[dev]"', "python -m pytest"]
+  for line in ci:
+    assert f"\n{line}\n" in readme, f"README does not show {line!r}"
+
+
+def test_readme_flags_exist():
+  import re
+
+  from lab10 import config
+
+  readme = (ROOT / "README.md").read_text()
+  flags = set(re.findall(r"`--([a-z_]+)", readme))
+  known = {f.name for f in __import__("dataclasses").fields(config.Config)}
+  assert flags <= known, f"README names flags that do not exist: {flags - known}"
