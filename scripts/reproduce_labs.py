@@ -1,0 +1,99 @@
+#!/usr/bin/env python
+"""Run every seed-lab preset over several seeds and write figures/labs.md and figures/labs.json.
+
+Also the lab's "swap the activation" table: tanh, elu, selu, leaky_relu, gelu × Xavier, He on lab10-4-deep.
+--quick: 1 epoch and a 5000-example training subset — a smoke test of the pipeline, not the numbers.
+"""
+
+import argparse
+import dataclasses
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import jax
+
+from lab10 import config, data, labs, runs, train
+
+SWAP_ACTIVATIONS = ("tanh", "elu", "selu", "leaky_relu", "gelu")
+SWAP_INITS = {"xavier": "glorot_uniform", "he": "he_normal"}
+
+
+def _cpu_name() -> str:
+  try:
+    with open("/proc/cpuinfo") as f:
+      return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+  except (OSError, StopIteration):
+    return platform.processor() or platform.machine()
+
+
+def _run_all(configs: dict[str, config.Config], seeds: int, ds: data.Dataset, workroot: Path) -> dict:
+  results = {}
+  for name, base in configs.items():
+    results[name] = []
+    for seed in range(seeds):
+      c = dataclasses.replace(base, seed=seed, workdir=str(workroot / name / f"seed{seed}"))
+      start = time.perf_counter()
+      workdir = train.fit(c, ds, verbose=False)
+      wall = time.perf_counter() - start
+      records = runs.read_jsonl(workdir / "metrics.jsonl")
+      results[name].append({"seed": seed, "records": records, "wall_time_s": wall})
+      print(f"{name} seed {seed}: test accuracy {records[-1]['test_accuracy']:.4f} ({wall:.0f}s)", flush=True)
+  return results
+
+
+def main(argv=None) -> int:
+  p = argparse.ArgumentParser(description=__doc__)
+  p.add_argument("--seeds", type=int, default=5)
+  p.add_argument("--swap_seeds", type=int, default=None, help="seeds for the activation-swap table (default --seeds)")
+  p.add_argument("--quick", action="store_true")
+  p.add_argument("--only", default=None, help="comma-separated presets (default: all)")
+  p.add_argument("--no_swap", action="store_true", help="skip the activation-swap table")
+  p.add_argument("--data_dir", default=None)
+  p.add_argument("--out", default="figures", help="folder for labs.md and labs.json")
+  p.add_argument("--workroot", default="runs/labs")
+  p.add_argument("--update_readme", action="store_true", help="rewrite README.md's presets table from the result")
+  args = p.parse_args(argv)
+  presets = args.only.split(",") if args.only else list(config.PRESETS)
+  try:
+    overrides = dict(epochs=1) if args.quick else {}
+    configs = {name: config.with_preset(name, data_dir=args.data_dir, **overrides) for name in presets}
+    ds = data.load("mnist", args.data_dir, val_size=5000)
+  except (config.ConfigError, data.DataError) as e:
+    print(f"error: {e}", file=sys.stderr)
+    return 2
+  if args.quick:
+    ds = dataclasses.replace(ds, train_x=ds.train_x[:5000], train_y=ds.train_y[:5000])
+  print(runs.device_summary(), flush=True)
+  start = time.perf_counter()
+  table = labs.summarize(_run_all(configs, args.seeds, ds, Path(args.workroot)))
+  presets_wall = time.perf_counter() - start
+  swap = {}
+  if not args.no_swap:
+    swap_configs = {f"{act} / {init}": config.with_preset("lab10-4-deep", activation=act, init=name, **overrides)
+                    for act in SWAP_ACTIVATIONS for init, name in SWAP_INITS.items()}
+    swap = labs.summarize(_run_all(swap_configs, args.swap_seeds or args.seeds, ds, Path(args.workroot) / "swap"))
+  swap_wall = time.perf_counter() - start - presets_wall
+  machine = {"platform": platform.platform(), "processor": _cpu_name(), "cpus": os.cpu_count(),
+             "backend": jax.default_backend(), "devices": [str(d) for d in jax.devices()],
+             "jax": jax.__version__}
+  out = Path(args.out)
+  out.mkdir(parents=True, exist_ok=True)
+  command = "python scripts/reproduce_labs.py " + " ".join(argv if argv is not None else sys.argv[1:])
+  result = {"command": command.strip(), "quick": args.quick, "presets_wall_time_s": presets_wall,
+            "swap_wall_time_s": swap_wall, "machine": machine, "presets": table, "activation_swap": swap}
+  runs.write_json(out / "labs.json", result)
+  (out / "labs.md").write_text(labs.report(result))
+  if args.update_readme:
+    readme = Path("README.md")
+    text = readme.read_text()
+    start_at, end_at = text.index(labs.README_START), text.index(labs.README_END) + len(labs.README_END)
+    readme.write_text(text[:start_at] + labs.readme_table(result) + text[end_at:])
+  print(f"wrote {out / 'labs.md'} and {out / 'labs.json'} ({presets_wall + swap_wall:.0f}s)", flush=True)
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())
