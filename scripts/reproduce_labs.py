@@ -3,10 +3,12 @@
 
 Also the lab's "swap the activation" table: tanh, elu, selu, leaky_relu, gelu × Xavier, He on lab10-4-deep.
 --quick: 1 epoch and a 5000-example training subset — a smoke test of the pipeline, not the numbers.
+Finished runs of the same config under --workroot are reused, so an interrupted table resumes.
 """
 
 import argparse
 import dataclasses
+import json
 import os
 import platform
 import sys
@@ -29,18 +31,32 @@ def _cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
+def _finished(workdir: Path, c: config.Config) -> bool:
+  """A finished run of exactly this config is already in ``workdir`` (its results are reused)."""
+  try:
+    recorded = json.loads((workdir / "config.json").read_text())["config"]
+    same = recorded == json.loads(json.dumps(c.to_json()))  # tuples → lists, as stored
+    epochs = len(runs.read_jsonl(workdir / "metrics.jsonl"))
+    return same and epochs == c.epochs and (workdir / "summary.json").exists()
+  except (OSError, ValueError, KeyError):
+    return False
+
+
 def _run_all(configs: dict[str, config.Config], seeds: int, ds: data.Dataset, workroot: Path) -> dict:
   results = {}
   for name, base in configs.items():
     results[name] = []
     for seed in range(seeds):
       c = dataclasses.replace(base, seed=seed, workdir=str(workroot / name / f"seed{seed}"))
-      start = time.perf_counter()
-      workdir = train.fit(c, ds, verbose=False)
-      wall = time.perf_counter() - start
+      workdir = Path(c.workdir)
+      reused = _finished(workdir, c)
+      if not reused:
+        workdir = train.fit(c, ds, verbose=False)
       records = runs.read_jsonl(workdir / "metrics.jsonl")
+      wall = json.loads((workdir / "summary.json").read_text())["wall_time_s"]
       results[name].append({"seed": seed, "records": records, "wall_time_s": wall})
-      print(f"{name} seed {seed}: test accuracy {records[-1]['test_accuracy']:.4f} ({wall:.0f}s)", flush=True)
+      print(f"{name} seed {seed}: test accuracy {records[-1]['test_accuracy']:.4f} ({wall:.0f}s"
+            f"{', reused' if reused else ''})", flush=True)
   return results
 
 
