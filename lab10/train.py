@@ -161,11 +161,6 @@ def make_evaluate(graphdef, batch_size: int = EVAL_BATCH) -> Callable:
   return jax.jit(evaluate)
 
 
-def _first_nonfinite(losses: np.ndarray) -> int | None:
-  bad = np.flatnonzero(~np.isfinite(losses))
-  return int(bad[0]) if bad.size else None
-
-
 # --- run directory: guard, resume, checkpoints -----------------------------------------------------
 
 
@@ -214,9 +209,9 @@ def plan_run(config: config_lib.Config, workdir: Path) -> str:
   if finished:
     raise config_lib.ConfigError(f"--workdir {workdir} holds a finished run with this config ({run.epochs} "
                                  "epochs); pass --overwrite to train it again, or choose another --workdir")
-  raise config_lib.ConfigError(f"--workdir {workdir} holds an unfinished run with this config (checkpoint of "
-                               f"epoch {trained} of {run.epochs}); pass --resume to continue it, or --overwrite "
-                               "to start it again")
+  progress = f"checkpoint of epoch {trained} of {run.epochs}" if trained else "no checkpoint yet"
+  raise config_lib.ConfigError(f"--workdir {workdir} holds an unfinished run with this config ({progress}); "
+                               "pass --resume to continue it, or --overwrite to start it again")
 
 
 def _check_data_dir(config: config_lib.Config) -> None:
@@ -312,6 +307,7 @@ def fit(config: config_lib.Config, dataset: data.Dataset | None = None, *, verbo
     runs.write_json(workdir / "config.json", info)
     if verbose:
       resuming = f", resuming after epoch {start_epoch}" if plan == "resume" else ""
+      resuming = ", nothing to resume: a new run" if config.resume and plan == "new" else resuming
       print(f"run directory {workdir}{resuming}", flush=True)
 
     start, start_step = time.perf_counter(), int(state.step)
