@@ -10,8 +10,10 @@ import argparse
 import dataclasses
 import json
 import math
+import re
 import typing
 from collections.abc import Sequence
+from pathlib import Path
 
 import jax
 import optax
@@ -66,6 +68,9 @@ class Config:
   # bookkeeping
   workdir: str | None = _field(None, "run directory; default runs/<preset or model>-<timestamp>")
   preset: str | None = _field(None, "a seed lab's settings; explicit flags override them")
+  resume: bool = _field(False, "continue the run in --workdir from its newest checkpoint, with that run's config")
+  overwrite: bool = _field(False, "replace the run in --workdir: its config, logs and checkpoints are deleted")
+  keep_checkpoints: int = _field(3, "newest per-epoch checkpoints kept in <workdir>/checkpoints")
 
   @property
   def hidden_widths(self) -> tuple[int, ...]:
@@ -74,7 +79,14 @@ class Config:
     return tuple(self.width[:1]) * self.depth
 
   def to_json(self) -> dict:
-    return dataclasses.asdict(self)
+    """Every setting but the one-off actions --resume and --overwrite."""
+    return {k: v for k, v in dataclasses.asdict(self).items() if k not in ACTIONS}
+
+
+# How and where a run is carried out, not what it computes: these may differ between a run
+# and its resumption, and are ignored when deciding whether a workdir holds "the same run".
+ACTIONS = ("resume", "overwrite")
+RUN_CONTROL = ("workdir", "data_dir", "keep_checkpoints", *ACTIONS)
 
 
 # The seed labs (../shared/reference/papers.md §1) at the TF1 budget: 15 epochs, batch 100,
@@ -119,6 +131,9 @@ def validate(c: Config) -> Config:
   _check("depth", c.depth, c.depth >= (1 if c.model == "cnn" else 0), ">= 0 (mlp) or >= 1 (cnn)")
   _check("width", ",".join(map(str, c.width)), len(c.width) > 0 and all(w > 0 for w in c.width),
          "positive integers")
+  if c.model == "cnn" and len(c.width) > 1:
+    raise ConfigError(f"--width {','.join(map(str, c.width))} gives several widths but --model cnn takes one "
+                      "(the channels of its first stage)")
   if c.model == "mlp" and len(c.width) > 1 and len(c.width) != c.depth:
     raise ConfigError(f"--width {','.join(map(str, c.width))} gives {len(c.width)} widths but --depth is "
                       f"{c.depth}; give one width, or one per hidden layer")
@@ -134,7 +149,23 @@ def validate(c: Config) -> Config:
   _check("epochs", c.epochs, c.epochs > 0, "an integer > 0")
   _check("val_size", c.val_size, c.val_size >= 0, "an integer >= 0")
   _check("seed", c.seed, 0 <= c.seed < 2**32, "an integer in [0, 2^32)")
+  _check("keep_checkpoints", c.keep_checkpoints, c.keep_checkpoints >= 1, "an integer >= 1")
+  if c.resume and c.overwrite:
+    raise ConfigError("--resume and --overwrite exclude each other; choose one")
+  if c.resume and not c.workdir:
+    raise ConfigError("--resume needs --workdir, the run directory to continue")
   return c
+
+
+def _shown(value) -> str:
+  return ",".join(map(str, value)) if isinstance(value, tuple) else str(value)
+
+
+def differences(new: Config, old: Config, ignore: Sequence[str] = RUN_CONTROL) -> list[str]:
+  """``"--lr 0.01 (run: 0.001)"`` for every setting outside ``ignore`` where ``new`` differs from ``old``."""
+  return [f"--{f.name} {_shown(getattr(new, f.name))} (run: {_shown(getattr(old, f.name))})"
+          for f in dataclasses.fields(Config)
+          if f.name not in ignore and getattr(new, f.name) != getattr(old, f.name)]
 
 
 def with_preset(preset: str | None, **overrides) -> Config:
@@ -182,6 +213,11 @@ def make_optimizer(c: Config) -> optax.GradientTransformation:
 # --- flags --------------------------------------------------------------------------------------
 
 class _OneLineParser(argparse.ArgumentParser):
+  def __init__(self, *args, **kwargs):
+    super().__init__(*args, **kwargs)
+    # Read "-1e-4" as a negative number, not a flag, as Python 3.13's argparse does (3.11: "-1.5" only).
+    self._negative_number_matcher = re.compile(r"^-\.?\d")
+
   def error(self, message):
     self.exit(2, f"{self.prog}: error: {message}\n")
 
@@ -214,21 +250,45 @@ def parser(description: str) -> argparse.ArgumentParser:
       continue
     default = getattr(defaults, f.name)
     shown = ",".join(map(str, default)) if isinstance(default, tuple) else default
+    # A bare boolean flag (--resume) means true.
+    optional = dict(nargs="?", const=True) if hints[f.name] is bool else {}
     p.add_argument(f"--{f.name}", type=parse[hints[f.name]], default=None,
                    metavar="BOOL" if hints[f.name] is bool else "X",
-                   help=f"{f.metadata['help']} (default: {shown})")
+                   help=f"{f.metadata['help']} (default: {shown})", **optional)
   return p
 
 
 def from_args(args: argparse.Namespace) -> Config:
-  """Config from parsed flags: defaults < preset < explicit flags."""
+  """Config from parsed flags: defaults < preset < explicit flags; with --resume, the run's own config."""
   names = {f.name for f in dataclasses.fields(Config)} - {"preset"}
   overrides = {k: v for k, v in vars(args).items() if k in names and v is not None}
+  if overrides.get("resume") and overrides.get("workdir"):
+    stored = Path(overrides["workdir"]) / "config.json"
+    if stored.exists():
+      return resumed(load_json(stored), args.preset, overrides)
   return with_preset(args.preset, **overrides)
 
 
+def resumed(run: Config, preset: str | None, overrides: dict) -> Config:
+  """``run``'s config continued: run-control flags and a larger --epochs are taken from ``overrides``;
+  any other flag given must agree with the run (a resumed run computes what it started to compute)."""
+  given = dict(overrides, **({"preset": preset} if preset is not None else {}))
+  clash = differences(dataclasses.replace(run, **given), run, ignore=(*RUN_CONTROL, "epochs"))
+  if clash:
+    raise ConfigError(f"--resume continues the run in {given.get('workdir')} with its own config, but these flags "
+                      f"differ from it: {'; '.join(clash)}; drop them, or pass --overwrite, or another --workdir")
+  control = {k: v for k, v in given.items() if k in (*RUN_CONTROL, "epochs")}
+  return validate(dataclasses.replace(run, **control))
+
+
 def load_json(path) -> Config:
-  with open(path) as f:
-    values = json.load(f)["config"]
-  values["width"] = tuple(values["width"])
-  return Config(**values)
+  """The Config recorded in a run's config.json; ConfigError if it cannot be read as one."""
+  try:
+    with open(path) as f:
+      values = json.load(f)["config"]
+    values["width"] = tuple(values["width"])
+    return Config(**values)
+  except (OSError, ValueError, KeyError, TypeError) as e:
+    raise ConfigError(f"{path} cannot be read as a lab10 run config ({e.__class__.__name__}: "
+                      f"{str(e).splitlines()[0] if str(e) else ''}); pass --overwrite or choose another --workdir"
+                      ) from None

@@ -69,7 +69,8 @@ def load(name: str, data_dir: str | os.PathLike | None = None, *, val_size: int 
   else:
     raise DataError(f"unknown dataset {name!r}; valid: {', '.join(DATASETS)}")
   if not 0 <= val_size < len(ds.train_y):
-    raise DataError(f"val_size {val_size} must be in [0, {len(ds.train_y)}) for {name}")
+    raise DataError(f"--val_size {val_size} is out of range; expected 0..{len(ds.train_y) - 1} for the "
+                    f"{len(ds.train_y)} training examples of {name}")
   if val_size:
     ds = dataclasses.replace(ds, train_x=ds.train_x[val_size:], train_y=ds.train_y[val_size:],
                              val_x=ds.train_x[:val_size], val_y=ds.train_y[:val_size])
@@ -185,10 +186,24 @@ def _find_or_download(name: str, data_dir, files) -> Path:
     return download(name, root)
   if not root.is_dir():
     raise DataError(f"data directory {root} does not exist (from --data_dir or ${DATA_DIR_ENV})")
+  prepared = _tfds_prepared(root)
+  if prepared is not None:
+    raise DataError(f"{prepared.parent}: a prepared TFDS dataset (tfrecords, version {prepared.parent.name}), "
+                    f"not the raw {name} files lab10 reads; point --data_dir at the raw files "
+                    f"({Path(files[0]).name}, …), or unset it to download them")
   missing = next(f for f in files if not (root / f).exists())
   raise DataError(f"{root / missing}: file not found; expected the raw {name} files "
                   f"({', '.join(Path(f).name for f in files[:4])}{', …' if len(files) > 4 else ''}) in {root} "
                   f"or {root / name}, or unset --data_dir/${DATA_DIR_ENV} to download into ~/.cache/lab10")
+
+
+def _tfds_prepared(root: Path) -> Path | None:
+  """The ``dataset_info.json`` of a TFDS-prepared folder (``<name>/<version>/``) in or under ``root``."""
+  for pattern in ("dataset_info.json", "*/dataset_info.json", "*/*/dataset_info.json"):
+    found = sorted(root.glob(pattern))
+    if found:
+      return found[0]
+  return None
 
 
 def registered_url_infos(name: str) -> dict:

@@ -1,23 +1,42 @@
-"""Run directories: config.json, append-only JSONL logs, the console progress line.
+"""Run directories: config.json, append-only JSONL logs, orbax checkpoints, the console progress line.
 
-Each JSONL record is written as one line with a single ``write`` and flushed, so a
-crash never leaves a half record that a reader would take for data.
+Each JSONL record is written as one line with a single ``write`` and fsynced; a reader skips a
+trailing line without its newline, and a resumed run cuts the logs back to its checkpoint
+(``truncate_logs``), so a crash never leaves a half or duplicated record.
+
+Layout of a run directory::
+
+  config.json            the resolved Config, dataset sizes, environment (written first, atomically)
+  metrics.jsonl          one line per epoch          ┐ cut back to the checkpoint's epoch on resume
+  stats.jsonl            per-layer statistics        ┘
+  checkpoints/<epoch>/   orbax checkpoints of the newest --keep_checkpoints epochs
+  summary.json           written last: its presence means the run finished
 """
 
 from __future__ import annotations
 
 import datetime
+import hashlib
 import json
 import math
 import os
 import platform
+import shutil
 import sys
 from importlib import metadata
 from pathlib import Path
 
 import jax
+import numpy as np
 
-PACKAGES = ("jax", "jaxlib", "flax", "optax", "numpy", "tensorflow-datasets", "lab10")
+PACKAGES = ("jax", "jaxlib", "flax", "optax", "orbax-checkpoint", "numpy", "tensorflow-datasets", "lab10")
+LOGS = ("metrics.jsonl", "stats.jsonl")
+CHECKPOINTS = "checkpoints"
+RUN_FILES = ("config.json", *LOGS, CHECKPOINTS, "summary.json")
+
+
+class RunError(Exception):
+  """A run directory's files cannot be resumed from; the message is one line for the user."""
 
 
 def default_workdir(name: str) -> Path:
@@ -66,16 +85,184 @@ def write_json(path: Path, obj: dict) -> None:
 
 
 def append_jsonl(path: Path, record: dict) -> None:
-  line = json.dumps(_clean(record), sort_keys=True) + "\n"
-  with open(path, "a") as f:
-    f.write(line)
-    f.flush()
-    os.fsync(f.fileno())
+  """Append one line with one ``write`` call (a kill lands before or after it) and fsync it."""
+  line = (json.dumps(_clean(record), sort_keys=True) + "\n").encode()
+  fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+  try:
+    written = os.write(fd, line)
+    while written < len(line):  # only on a full disk or a signal; finish the line
+      written += os.write(fd, line[written:])
+    os.fsync(fd)
+  finally:
+    os.close(fd)
 
 
 def read_jsonl(path: Path) -> list[dict]:
   with open(path) as f:
     return [json.loads(line) for line in f if line.endswith("\n")]
+
+
+# --- run directories ----------------------------------------------------------------------------
+
+
+def read_json(path: Path) -> dict | None:
+  """A JSON file's object, or None if the file does not exist."""
+  try:
+    return json.loads(Path(path).read_text())
+  except FileNotFoundError:
+    return None
+  except ValueError as e:
+    raise RunError(f"{path} is not valid JSON ({e}); pass --overwrite or choose another --workdir") from None
+
+
+def clear_run(workdir: Path) -> None:
+  """Delete the files a run writes (and their temporaries); anything else in ``workdir`` stays."""
+  for name in RUN_FILES:
+    for path in (workdir / name, workdir / f"{name}.tmp"):
+      if path.is_dir():
+        shutil.rmtree(path)
+      else:
+        path.unlink(missing_ok=True)
+
+
+def truncate_logs(workdir: Path, epoch: int) -> None:
+  """Cut every JSONL log back to records of epochs <= ``epoch``: drop later epochs and a partial last
+  line, so that a run resumed from the checkpoint of ``epoch`` neither loses nor repeats a record.
+  Records without an ``epoch`` key count as epoch 0. ``epoch`` 0 deletes the logs."""
+  for name in LOGS:
+    path = workdir / name
+    if not path.exists():
+      continue
+    if epoch == 0:
+      path.unlink()
+      continue
+    kept = []
+    for line in path.read_bytes().splitlines(keepends=True):
+      if not line.endswith(b"\n"):
+        break  # a partial last line: the process died inside its write
+      try:
+        record_epoch = json.loads(line).get("epoch", 0)
+      except ValueError:
+        raise RunError(f"{path}: line {len(kept) + 1} is not JSON; cannot resume from it") from None
+      if record_epoch > epoch:
+        break
+      kept.append(line)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(b"".join(kept))
+    os.replace(tmp, path)
+
+
+def checkpoint_epochs(workdir: Path) -> list[int]:
+  """Epochs of the complete checkpoints in ``workdir`` (orbax names unfinished ones ``<epoch>.orbax-…-tmp-…``)."""
+  folder = workdir / CHECKPOINTS
+  return sorted(int(p.name) for p in folder.iterdir() if p.name.isdigit()) if folder.is_dir() else []
+
+
+def tree_sha256(tree) -> str:
+  """SHA-256 of a pytree's arrays (dtype, shape and bytes, in tree order): equal hashes, equal values."""
+  h = hashlib.sha256()
+  for leaf in jax.tree.leaves(jax.device_get(tree)):
+    leaf = np.asarray(leaf)
+    h.update(f"{leaf.dtype}{leaf.shape}".encode())
+    h.update(np.ascontiguousarray(leaf).tobytes())
+  return h.hexdigest()
+
+
+# --- checkpoints --------------------------------------------------------------------------------
+
+
+def _key_name(key) -> str:
+  for attr in ("key", "name", "idx"):  # DictKey, GetAttrKey, SequenceKey / FlattenedIndexKey
+    if hasattr(key, attr):
+      return str(getattr(key, attr))
+  raise TypeError(f"unsupported pytree path entry {key!r}")
+
+
+def _names(path) -> list[str]:
+  names = [_key_name(k) for k in path]
+  return names[:-1] if len(names) > 1 and names[-1] == "value" else names  # an NNX Variable's payload
+
+
+def _is_key(leaf) -> bool:
+  return jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key)
+
+
+def to_tree(pytree) -> dict:
+  """Host copy of ``pytree`` as nested dicts of NumPy arrays named by their paths
+  (``params/blocks/0/layer/kernel``); PRNG keys become their raw ``key_data``. Independent of
+  how orbax treats NNX ``State`` or optax NamedTuples, and readable without lab10."""
+  out: dict = {}
+  for path, leaf in jax.tree_util.tree_flatten_with_path(pytree)[0]:
+    names = _names(path)
+    node = out
+    for name in names[:-1]:
+      node = node.setdefault(name, {})
+    # np.array copies: the device buffers are donated to the next epoch while orbax writes.
+    node[names[-1]] = np.array(jax.random.key_data(leaf) if _is_key(leaf) else leaf)
+  return out
+
+
+def from_tree(tree: dict, like):
+  """Inverse of ``to_tree``: ``tree``'s arrays in the structure (and PRNG key types) of ``like``."""
+  paths, treedef = jax.tree_util.tree_flatten_with_path(like)
+  leaves = []
+  for path, leaf in paths:
+    value = tree
+    for name in _names(path):
+      value = value[name]
+    if _is_key(leaf):
+      leaves.append(jax.random.wrap_key_data(value, impl=jax.random.key_impl(leaf)))
+    else:
+      leaves.append(jax.numpy.asarray(value, dtype=leaf.dtype))
+  return jax.tree.unflatten(treedef, leaves)
+
+
+class Checkpoints:
+  """``<workdir>/checkpoints/<epoch>/``: one orbax checkpoint per epoch, the newest ``keep`` kept.
+
+  orbax writes each checkpoint into a temporary folder and renames it when complete, so a kill
+  at any moment leaves only complete checkpoints (temporaries are removed on the next open).
+  Saving is asynchronous: it overlaps the next epoch; ``wait`` blocks until it is on disk.
+  """
+
+  def __init__(self, workdir: Path, keep: int):
+    import orbax.checkpoint as ocp  # lazy: importing orbax costs half a second
+
+    self._ocp = ocp
+    self._manager = ocp.CheckpointManager(
+        Path(workdir).absolute() / CHECKPOINTS,
+        options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True, cleanup_tmp_directories=True))
+
+  def latest(self) -> int | None:
+    """The newest complete checkpoint's epoch, or None."""
+    return self._manager.latest_step()
+
+  def save(self, epoch: int, pytree) -> None:
+    self._manager.save(epoch, args=self._ocp.args.StandardSave(to_tree(pytree)))
+
+  def restore(self, epoch: int, like=None):
+    """The checkpoint of ``epoch`` in the structure of ``like`` (e.g. a freshly initialised state),
+    or as saved (nested dicts of arrays) without ``like``."""
+    target = None if like is None else to_tree(like)
+    try:
+      tree = self._manager.restore(epoch, args=self._ocp.args.StandardRestore(target))
+    except Exception as e:  # orbax and tensorstore raise many types; say which checkpoint and why
+      raise RunError(f"{self._manager.directory / str(epoch)}: cannot restore this checkpoint "
+                     f"({e.__class__.__name__}: {str(e).splitlines()[0] if str(e) else ''}); delete it to resume "
+                     "from the one before, or pass --overwrite") from None
+    return tree if like is None else from_tree(tree, like)
+
+  def wait(self) -> None:
+    self._manager.wait_until_finished()
+
+  def close(self) -> None:
+    self._manager.close()
+
+  def __enter__(self):
+    return self
+
+  def __exit__(self, *exc):
+    self.close()
 
 
 def progress(epoch: int, epochs: int, text: str, width: int = 20) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -39,12 +40,17 @@ class TrainState(NamedTuple):
 
 
 class Diverged(RuntimeError):
-  """Loss or parameters became non-finite; ``step`` is the first step whose loss was not finite."""
+  """Loss or parameters became non-finite: ``step`` is the first step where anything did, ``layer`` the
+  first layer that did (``dense_3`` / ``conv_1`` / ``head``, or ``loss``), ``part`` what went non-finite
+  (see ``locate_divergence``)."""
 
-  def __init__(self, epoch: int, step: int | None):
+  def __init__(self, epoch: int, step: int | None, layer: str | None = None, part: str | None = None):
     where = f"at step {step}" if step is not None else "in the parameters"
-    super().__init__(f"training diverged in epoch {epoch}: non-finite loss {where}")
-    self.epoch, self.step = epoch, step
+    what = "non-finite loss" if layer is None else f"{layer} went non-finite first ({part})"
+    kept = f"the newest checkpoint is epoch {epoch - 1}" if epoch > 1 else "no checkpoint was saved"
+    super().__init__(f"training diverged in epoch {epoch} {where}: {what}; "
+                     f"metrics.jsonl keeps epoch{f's 1-{epoch}' if epoch > 1 else ' 1'}, {kept}")
+    self.epoch, self.step, self.layer, self.part = epoch, step, layer, part
 
 
 def loss_fn(model, batch: dict, *, train: bool, dropout_key: jax.Array | None = None):
@@ -68,18 +74,47 @@ def make_train_step(graphdef, tx: optax.GradientTransformation) -> Callable:
       # Fresh Variables for this trace: batch norm mutates its statistics during the forward pass.
       model = nnx.merge(graphdef, params, jax.tree.map(lambda v: v, state.rest))
       key = jax.random.fold_in(state.dropout_key, state.step)
-      loss, (logits, _) = loss_fn(model, batch, train=True, dropout_key=key)
+      loss, (logits, acts) = loss_fn(model, batch, train=True, dropout_key=key)
       _, _, rest = nnx.split(model, nnx.Param, ...)  # batch-norm statistics after this step
-      return loss, (logits, rest)
+      return loss, (logits, rest, acts)
 
-    (loss, (logits, rest)), grads = jax.value_and_grad(objective, has_aux=True)(state.params)
+    (loss, (logits, rest, acts)), grads = jax.value_and_grad(objective, has_aux=True)(state.params)
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
     accuracy = jnp.mean(jnp.argmax(logits, -1) == batch["y"])
     new_state = TrainState(params, rest, opt_state, state.step + 1, state.dropout_key)
-    return new_state, {"loss": loss, "accuracy": accuracy}
+    return new_state, {"loss": loss, "accuracy": accuracy, **layer_finiteness(acts, logits, params)}
 
   return train_step
+
+
+def _all_finite(tree) -> jax.Array:
+  return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)]))
+
+
+def layer_finiteness(acts, logits, params) -> dict[str, jax.Array]:
+  """Per layer, in forward order (hidden layers, then ``head``): are this step's activations
+  (``forward_finite``) and the parameters after its update (``update_finite``) all finite?"""
+  blocks = [params["blocks"][i] for i in range(len(acts))]
+  return {
+      "forward_finite": jnp.stack([_all_finite(a) for a in acts.values()] + [_all_finite(logits)]),
+      "update_finite": jnp.stack([_all_finite(b) for b in blocks] + [_all_finite(params["head"])]),
+  }
+
+
+def locate_divergence(steps: dict, names: list[str]) -> tuple[int, str, str] | None:
+  """``(index of the step, layer, part)`` where the epoch's per-step metrics first show a non-finite
+  value, in the order things happen within a step: forward pass layer by layer, loss, update; or None."""
+  for i, loss in enumerate(steps["loss"]):
+    bad = np.flatnonzero(~steps["forward_finite"][i])
+    if bad.size:
+      return i, names[bad[0]], "activations in the forward pass"
+    if not np.isfinite(loss):
+      return i, "loss", "every layer's activations finite"
+    bad = np.flatnonzero(~steps["update_finite"][i])
+    if bad.size:
+      return i, names[bad[0]], "parameters after the update"
+  return None
 
 
 def make_epoch(train_step: Callable, batch_size: int) -> Callable:
@@ -126,38 +161,127 @@ def make_evaluate(graphdef, batch_size: int = EVAL_BATCH) -> Callable:
   return jax.jit(evaluate)
 
 
-def _first_nonfinite(losses: np.ndarray) -> int | None:
-  bad = np.flatnonzero(~np.isfinite(losses))
-  return int(bad[0]) if bad.size else None
+# --- run directory: guard, resume, checkpoints -----------------------------------------------------
+
+
+def _writable(path: Path) -> bool:
+  """Whether ``path`` is, or could be created as, a folder we may write in."""
+  path = path.absolute()
+  while not path.exists():
+    path = path.parent
+  return path.is_dir() and os.access(path, os.W_OK | os.X_OK)
+
+
+def plan_run(config: config_lib.Config, workdir: Path) -> str:
+  """What ``fit`` will do in ``workdir`` — ``"new"``, ``"resume"``, or ``"done"`` (--resume of a run that
+  has finished) — decided before any work; ConfigError where the workdir must not be touched:
+
+  * no run there (no config.json): a new run (also with --resume: there is nothing to continue);
+  * --overwrite: a new run; the old run's files are deleted once every input has been checked;
+  * --resume: continue from the newest checkpoint; the config must be the run's, but --epochs may grow;
+  * neither: refused, whether the config differs or is the same (finished or not).
+  """
+  if workdir.exists() and not workdir.is_dir():
+    raise config_lib.ConfigError(f"--workdir {workdir} exists and is not a folder")
+  if not _writable(workdir):
+    raise config_lib.ConfigError(f"--workdir {workdir} cannot be created or written")
+  if not (workdir / "config.json").exists() or config.overwrite:
+    return "new"
+  run = config_lib.load_json(workdir / "config.json")
+  summary = runs.read_json(workdir / "summary.json")
+  finished = summary is not None and summary.get("epoch") == run.epochs
+  trained = max(runs.checkpoint_epochs(workdir), default=0)
+  if config.resume:
+    clash = config_lib.differences(config, run, ignore=(*config_lib.RUN_CONTROL, "epochs"))
+    if clash:
+      raise config_lib.ConfigError(f"--resume: the run in {workdir} has another config: {'; '.join(clash)}; "
+                                   "pass --overwrite to replace it, or choose another --workdir")
+    if config.epochs < trained:
+      raise config_lib.ConfigError(f"--epochs {config.epochs} is fewer than the {trained} epochs the run in "
+                                   f"{workdir} has already trained; expected {trained} or more")
+    return "done" if finished and config.epochs == run.epochs else "resume"
+  clash = config_lib.differences(config, run)
+  if clash:
+    shown = "; ".join(clash[:3]) + ("; …" if len(clash) > 3 else "")
+    raise config_lib.ConfigError(f"--workdir {workdir} holds a run with another config ({shown}); pass --resume "
+                                 "to continue it with its own config, --overwrite to replace it, or choose "
+                                 "another --workdir")
+  if finished:
+    raise config_lib.ConfigError(f"--workdir {workdir} holds a finished run with this config ({run.epochs} "
+                                 "epochs); pass --overwrite to train it again, or choose another --workdir")
+  progress = f"checkpoint of epoch {trained} of {run.epochs}" if trained else "no checkpoint yet"
+  raise config_lib.ConfigError(f"--workdir {workdir} holds an unfinished run with this config ({progress}); "
+                               "pass --resume to continue it, or --overwrite to start it again")
+
+
+def _check_data_dir(config: config_lib.Config) -> None:
+  if config.data_dir and not Path(config.data_dir).expanduser().is_dir():
+    raise config_lib.ConfigError(f"--data_dir {config.data_dir} does not exist or is not a folder; expected "
+                                 f"the folder holding the raw {config.dataset} files")
+
+
+def _checkpoint(state: TrainState, data_key: jax.Array, epoch: int) -> dict:
+  """What a checkpoint holds: model, optimizer, step, dropout key; data order = (data key, epoch)."""
+  return {"state": state, "data_key": data_key, "epoch": jnp.asarray(epoch, jnp.int32)}
+
+
+def _restore(checkpoints: runs.Checkpoints, state: TrainState, data_key: jax.Array):
+  """``(state, data_key, epoch)`` from the newest checkpoint, or the given ones at epoch 0 if none."""
+  epoch = checkpoints.latest()
+  if epoch is None:
+    return state, data_key, 0
+  saved = checkpoints.restore(epoch, _checkpoint(state, data_key, 0))
+  return saved["state"], saved["data_key"], int(saved["epoch"])
+
+
+def _sync_logs(workdir: Path, epoch: int) -> list[dict]:
+  """Cut the logs back to ``epoch`` (the checkpoint resumed from) and return metrics.jsonl's records,
+  which must then be exactly epochs 1..``epoch``."""
+  runs.truncate_logs(workdir, epoch)
+  records = runs.read_jsonl(workdir / "metrics.jsonl") if epoch else []
+  if [r["epoch"] for r in records] != list(range(1, epoch + 1)):
+    raise runs.RunError(f"{workdir / 'metrics.jsonl'} holds epochs {[r['epoch'] for r in records]}, but the "
+                        f"checkpoint resumed from is epoch {epoch}; cannot resume without losing records")
+  return records
 
 
 def fit(config: config_lib.Config, dataset: data.Dataset | None = None, *, verbose: bool = True) -> Path:
-  """Train as ``config`` says, writing config.json, metrics.jsonl and summary.json; return the workdir.
+  """Train as ``config`` says, writing config.json, metrics.jsonl, a checkpoint per epoch and, at the
+  end, summary.json; return the workdir. ``plan_run`` says what happens in an existing workdir.
 
-  Raises ``Diverged`` (after writing the epoch's metrics) if the loss or parameters become non-finite.
+  Raises ``Diverged`` (after writing the epoch's metrics, without checkpointing it) if the loss or
+  parameters become non-finite.
   """
   config = config_lib.validate(config)
+  workdir = Path(config.workdir) if config.workdir else runs.default_workdir(config.preset or config.model)
+  plan = plan_run(config, workdir)
+  if plan == "done":
+    if verbose:
+      print(f"{workdir} holds a finished run of {config.epochs} epochs: nothing to resume (pass a larger "
+            "--epochs to train it further, or --overwrite to train it again)", flush=True)
+    return workdir
+  _check_data_dir(config)
   ds = dataset or data.load(config.dataset, config.data_dir, val_size=config.val_size)
   n_train = len(ds.train_y)
   if config.batch_size > n_train:
     raise config_lib.ConfigError(f"--batch_size {config.batch_size} is larger than the {n_train} "
                                  f"training examples of {ds.name}; expected 1..{n_train}")
-  workdir = Path(config.workdir) if config.workdir else runs.default_workdir(config.preset or config.model)
-  workdir.mkdir(parents=True, exist_ok=True)
+  # Every input is checked: from here on, work and writes.
+  try:
+    workdir.mkdir(parents=True, exist_ok=True)
+  except OSError as e:
+    raise config_lib.ConfigError(f"--workdir {workdir} cannot be created ({e.strerror})") from None
+  if plan == "new":
+    runs.clear_run(workdir)
   if verbose:
     print(runs.device_summary(), flush=True)
 
   init_key, data_key, dropout_key = jax.random.split(jax.random.key(config.seed), 3)
   model = config_lib.make_model(config, ds.input_shape, ds.num_classes, nnx.Rngs(params=init_key))
+  layer_names = [*model.layer_names, "head"]
   tx = config_lib.make_optimizer(config)
   graphdef, state = init_state(model, tx, dropout_key)
   n_params = sum(math.prod(p.shape) for p in jax.tree.leaves(state.params))
-  runs.write_json(workdir / "config.json", {
-      "config": config.to_json(), "hidden_widths": list(config.hidden_widths), "num_params": n_params,
-      "dataset": {"name": ds.name, "train": n_train, "test": len(ds.test_y),
-                  "val": 0 if ds.val_y is None else len(ds.val_y), "input_shape": list(ds.input_shape)},
-      "environment": runs.environment()})
-
   run_epoch = make_epoch(make_train_step(graphdef, tx), config.batch_size)
   evaluate = make_evaluate(graphdef)
   x, y = jax.device_put(ds.train_x), jax.device_put(ds.train_y)
@@ -167,30 +291,55 @@ def fit(config: config_lib.Config, dataset: data.Dataset | None = None, *, verbo
   eval_sets = {k: jax.device_put(v) for k, v in eval_sets.items()}
 
   metrics_path = workdir / "metrics.jsonl"
-  metrics_path.unlink(missing_ok=True)
-  start = time.perf_counter()
-  record = {}
-  for epoch in range(1, config.epochs + 1):
-    t0 = time.perf_counter()
-    state, steps = run_epoch(state, x, y, jax.random.fold_in(data_key, epoch))
-    scores = {k: evaluate(state.params, state.rest, *v) for k, v in eval_sets.items()}
-    steps, scores = jax.device_get((steps, scores))  # the epoch's one device→host sync
-    record = {"epoch": epoch, "step": int(state.step),
-              "train_loss": float(np.mean(steps["loss"])), "train_accuracy": float(np.mean(steps["accuracy"]))}
-    for split, s in scores.items():
-      record[f"{split}_loss"], record[f"{split}_accuracy"] = float(s["loss"]), float(s["accuracy"])
-    runs.append_jsonl(metrics_path, record)
+  with runs.Checkpoints(workdir, config.keep_checkpoints) as checkpoints:
+    start_epoch = 0
+    if plan == "resume":
+      state, data_key, start_epoch = _restore(checkpoints, state, data_key)
+    records = _sync_logs(workdir, start_epoch)
+    info = {"config": config.to_json(), "hidden_widths": list(config.hidden_widths), "num_params": n_params,
+            "dataset": {"name": ds.name, "train": n_train, "test": len(ds.test_y),
+                        "val": 0 if ds.val_y is None else len(ds.val_y), "input_shape": list(ds.input_shape)},
+            "environment": runs.environment()}
+    if plan == "resume":  # keep the first environment; note each resumption's own
+      first = runs.read_json(workdir / "config.json")
+      resumed = first.get("resumed", []) + [{"from_epoch": start_epoch, "environment": info.pop("environment")}]
+      info = {**first, **info, "resumed": resumed}
+    runs.write_json(workdir / "config.json", info)
     if verbose:
-      text = f"loss {record['train_loss']:.4f} test acc {record['test_accuracy']:.4f} ({time.perf_counter() - t0:.1f}s)"
-      runs.progress(epoch, config.epochs, text)
-    bad_step = _first_nonfinite(steps["loss"])
-    if bad_step is not None or not steps["params_finite"]:
-      first = None if bad_step is None else (epoch - 1) * len(steps["loss"]) + bad_step + 1
-      raise Diverged(epoch, first)
+      resuming = f", resuming after epoch {start_epoch}" if plan == "resume" else ""
+      resuming = ", nothing to resume: a new run" if config.resume and plan == "new" else resuming
+      print(f"run directory {workdir}{resuming}", flush=True)
+
+    start, start_step = time.perf_counter(), int(state.step)
+    record = records[-1] if records else {}
+    for epoch in range(start_epoch + 1, config.epochs + 1):
+      t0 = time.perf_counter()
+      state, steps = run_epoch(state, x, y, jax.random.fold_in(data_key, epoch))
+      scores = {k: evaluate(state.params, state.rest, *v) for k, v in eval_sets.items()}
+      steps, scores = jax.device_get((steps, scores))  # the epoch's one device→host sync
+      record = {"epoch": epoch, "step": int(state.step),
+                "train_loss": float(np.mean(steps["loss"])), "train_accuracy": float(np.mean(steps["accuracy"]))}
+      for split, s in scores.items():
+        record[f"{split}_loss"], record[f"{split}_accuracy"] = float(s["loss"]), float(s["accuracy"])
+      runs.append_jsonl(metrics_path, record)
+      if verbose:
+        text = f"loss {record['train_loss']:.4f} test acc {record['test_accuracy']:.4f} ({time.perf_counter() - t0:.1f}s)"
+        runs.progress(epoch, config.epochs, text)
+      bad = locate_divergence(steps, layer_names)
+      if bad is not None or not steps["params_finite"]:
+        if bad is None:
+          raise Diverged(epoch, None)
+        index, layer, part = bad
+        raise Diverged(epoch, int(state.step) - len(steps["loss"]) + index + 1, layer, part)
+      # Only finite states are checkpointed, after their epoch's records: a kill in between is undone
+      # on resume by cutting the logs back to the checkpoint. (The save copies the state to the host.)
+      checkpoints.save(epoch, _checkpoint(state, data_key, epoch))
+    checkpoints.wait()
 
   wall = time.perf_counter() - start
-  runs.write_json(workdir / "summary.json", {**record, "wall_time_s": wall,
-                                             "steps_per_s": int(state.step) / wall})
+  runs.write_json(workdir / "summary.json", {
+      **record, "wall_time_s": wall, "steps_per_s": (int(state.step) - start_step) / wall,
+      "resumed_from_epoch": start_epoch, "params_sha256": runs.tree_sha256(state.params)})
   if verbose:
     print(f"done: {config.epochs} epochs, test accuracy {record['test_accuracy']:.4f}, "
           f"test loss {record['test_loss']:.4f}, {wall:.1f}s; wrote {workdir}", flush=True)

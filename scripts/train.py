@@ -1,21 +1,27 @@
 #!/usr/bin/env python
-"""Train one model: flags → Config → lab10.train.fit. Exit status 2 on bad input, 3 on divergence."""
+"""Train one model: flags → Config → lab10.train.fit.
+
+Exit status 0 done, 2 bad input (flags, data files, run directory), 3 divergence, 130 interrupted.
+"""
 
 import sys
 
-from lab10 import config, data, train
+from lab10 import config, data, runs, train
 
 
 def main(argv=None) -> int:
   args = config.parser(__doc__).parse_args(argv)
   try:
     train.fit(config.from_args(args))
-  except (config.ConfigError, data.DataError) as e:
+  except (config.ConfigError, data.DataError, runs.RunError) as e:
     print(f"error: {e}", file=sys.stderr)
     return 2
   except train.Diverged as e:
     print(f"error: {e}", file=sys.stderr)
     return 3
+  except KeyboardInterrupt:
+    print("interrupted; continue with the same --workdir and --resume", file=sys.stderr)
+    return 130
   return 0
 
 
