@@ -32,13 +32,12 @@ def _cpu_name() -> str:
 
 
 def _finished(workdir: Path, c: config.Config) -> bool:
-  """A finished run of exactly this config is already in ``workdir`` (its results are reused)."""
+  """A finished run of this config (run-control flags aside) is already in ``workdir``: reuse it."""
   try:
-    recorded = json.loads((workdir / "config.json").read_text())["config"]
-    same = recorded == json.loads(json.dumps(c.to_json()))  # tuples → lists, as stored
-    epochs = len(runs.read_jsonl(workdir / "metrics.jsonl"))
-    return same and epochs == c.epochs and (workdir / "summary.json").exists()
-  except (OSError, ValueError, KeyError):
+    same = not config.differences(c, config.load_json(workdir / "config.json"))
+    return same and len(runs.read_jsonl(workdir / "metrics.jsonl")) == c.epochs \
+        and (workdir / "summary.json").exists()
+  except (OSError, config.ConfigError):
     return False
 
 
@@ -47,7 +46,8 @@ def _run_all(configs: dict[str, config.Config], seeds: int, ds: data.Dataset, wo
   for name, base in configs.items():
     results[name] = []
     for seed in range(seeds):
-      c = dataclasses.replace(base, seed=seed, workdir=str(workroot / name / f"seed{seed}"))
+      # An unfinished run left in the workdir is replaced, not resumed: its results were never read.
+      c = dataclasses.replace(base, seed=seed, workdir=str(workroot / name / f"seed{seed}"), overwrite=True)
       workdir = Path(c.workdir)
       reused = _finished(workdir, c)
       if not reused:
