@@ -216,3 +216,25 @@ def test_training_with_log_stats_every_writes_every_logged_step(tmp_path):
   hist = np.load(workdir / "stats_histograms.npz")
   assert hist["step"].tolist() == list(range(0, 20, 3)) and hist["edges"].tolist()[0] == -1.0
   assert (hist["dense_2"].sum(axis=1) == 100 * 16).all()
+
+
+def test_probe_init_script_writes_one_row_per_network_and_layer(tmp_path):
+  import csv
+  import subprocess
+  import sys
+
+  from conftest import ROOT
+
+  out = tmp_path / "probe" / "init.csv"
+  result = subprocess.run([sys.executable, str(ROOT / "scripts" / "probe_init.py"), "--activations", "tanh",
+                           "--inits", "glorot_standard,glorot_uniform", "--depths", "3", "--widths", "64",
+                           "--seeds", "2", "--batch", "40", "--out", str(out)], capture_output=True, text=True,
+                          timeout=300)
+  assert result.returncode == 0, result.stderr
+  rows = list(csv.DictReader(open(out)))
+  assert [(r["init"], r["layer"]) for r in rows] == [(i, str(l)) for i in ("glorot_standard", "glorot_uniform")
+                                                     for l in range(3)]
+  var = {(r["init"], int(r["layer"])): float(r["forward/pre_var"]) for r in rows}
+  # Standard init: n·Var[W] = 1/3, so the (near-linear) tanh signal loses variance layer after layer.
+  assert var["glorot_standard", 2] < 0.5 * var["glorot_standard", 1] < 0.25 * var["glorot_standard", 0]
+  assert (out.with_suffix(".json")).exists()
