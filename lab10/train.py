@@ -104,28 +104,25 @@ def make_logged_train_step(graphdef, tx: optax.GradientTransformation, every: in
   cost of a logged step, and the gradients measured are then exactly those the optimizer applied.
   """
 
-  def logged(state: TrainState, batch: dict):
-    model = nnx.merge(graphdef, state.params, jax.tree.map(lambda v: v, state.rest))
-    new_state, metrics, (acts, deltas, grads, updates) = _step(
-        graphdef, tx, state, batch, probes.zero_taps(model, batch["x"]))
+  def measure(trace, params):
+    acts, deltas, grads, updates = trace
     names = list(acts)
-    metrics["stats"] = probes.layer_stats(
-        acts, deltas, bounds=bounds, kernels=probes.layer_kernels(state.params, names),
-        grads=probes.layer_kernels(grads, names), updates=probes.layer_kernels(updates, names))
+    out = {"stats": probes.layer_stats(
+        acts, deltas, bounds=bounds, kernels=probes.layer_kernels(params, names),
+        grads=probes.layer_kernels(grads, names), updates=probes.layer_kernels(updates, names))}
     if edges is not None:
-      metrics["histograms"] = probes.activation_histograms(acts, jnp.asarray(edges))
-    return new_state, metrics
+      out["histograms"] = probes.activation_histograms(acts, jnp.asarray(edges))
+    return out
 
-  def plain(state: TrainState, batch: dict):
-    new_state, metrics, _ = _step(graphdef, tx, state, batch, None)
-    shapes = jax.eval_shape(logged, state, batch)[1]
-    zeros = {k: jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), v) for k, v in shapes.items() if k not in metrics}
-    return new_state, {**metrics, **zeros}
+  def skip(trace, params):
+    return jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), jax.eval_shape(measure, trace, params))
 
   def train_step(state: TrainState, batch: dict):
+    # The update runs outside the cond (its buffers stay in place); only the statistics are conditional.
+    model = nnx.merge(graphdef, state.params, jax.tree.map(lambda v: v, state.rest))
+    new_state, metrics, trace = _step(graphdef, tx, state, batch, probes.zero_taps(model, batch["x"]))
     log_now = state.step % every == 0
-    new_state, metrics = jax.lax.cond(log_now, logged, plain, state, batch)
-    return new_state, {**metrics, "logged": log_now}
+    return new_state, {**metrics, **jax.lax.cond(log_now, measure, skip, trace, state.params), "logged": log_now}
 
   return train_step
 
