@@ -32,7 +32,7 @@ import numpy as np
 PACKAGES = ("jax", "jaxlib", "flax", "optax", "orbax-checkpoint", "numpy", "tensorflow-datasets", "lab10")
 LOGS = ("metrics.jsonl", "stats.jsonl")
 CHECKPOINTS = "checkpoints"
-RUN_FILES = ("config.json", *LOGS, CHECKPOINTS, "summary.json")
+RUN_FILES = ("config.json", *LOGS, "stats_histograms.npz", CHECKPOINTS, "summary.json")
 
 
 class RunError(Exception):
@@ -85,16 +85,28 @@ def write_json(path: Path, obj: dict) -> None:
 
 
 def append_jsonl(path: Path, record: dict) -> None:
-  """Append one line with one ``write`` call (a kill lands before or after it) and fsync it."""
-  line = (json.dumps(_clean(record), sort_keys=True) + "\n").encode()
+  extend_jsonl(path, [record])
+
+
+def extend_jsonl(path: Path, records: list[dict]) -> None:
+  """Append lines with one ``write`` call (a kill lands before or after it) and fsync them."""
+  data = "".join(json.dumps(_clean(r), sort_keys=True) + "\n" for r in records).encode()
   fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
   try:
-    written = os.write(fd, line)
-    while written < len(line):  # only on a full disk or a signal; finish the line
-      written += os.write(fd, line[written:])
+    written = os.write(fd, data)
+    while written < len(data):  # only on a full disk or a signal; finish the lines
+      written += os.write(fd, data[written:])
     os.fsync(fd)
   finally:
     os.close(fd)
+
+
+def write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
+  """Write arrays atomically (a temporary file renamed over the target)."""
+  tmp = path.with_name(path.name + ".tmp")
+  with open(tmp, "wb") as f:
+    np.savez(f, **arrays)
+  os.replace(tmp, path)
 
 
 def read_jsonl(path: Path) -> list[dict]:

@@ -25,10 +25,12 @@ import optax
 from flax import nnx
 
 from lab10 import config as config_lib
-from lab10 import data, runs
+from lab10 import data, probes, runs
 
 EVAL_BATCH = 1000
 TRAIN_EVAL_SIZE = 10_000  # training examples re-scored in eval mode each epoch (train vs test gap)
+STATS_FILE = "stats.jsonl"  # --log_stats_every: one record per logged step
+HISTOGRAMS_FILE = "stats_histograms.npz"  # --log_histograms: counts per logged step and layer
 
 
 class TrainState(NamedTuple):
@@ -53,9 +55,10 @@ class Diverged(RuntimeError):
     self.epoch, self.step, self.layer, self.part = epoch, step, layer, part
 
 
-def loss_fn(model, batch: dict, *, train: bool, dropout_key: jax.Array | None = None):
-  """Mean softmax cross-entropy on logits; aux = (logits, per-layer activations)."""
-  logits, acts = model.forward(batch["x"], train=train, dropout_key=dropout_key)
+def loss_fn(model, batch: dict, *, train: bool, dropout_key: jax.Array | None = None, taps: dict | None = None):
+  """Mean softmax cross-entropy on logits; aux = (logits, per-layer activations). ``taps`` are added
+  to the pre-activations (zeros: differentiate w.r.t. them for ∂L/∂z)."""
+  logits, acts = model.forward(batch["x"], train=train, dropout_key=dropout_key, taps=taps)
   loss = optax.softmax_cross_entropy_with_integer_labels(logits, batch["y"]).mean()
   return loss, (logits, acts)
 
@@ -66,24 +69,59 @@ def init_state(model: nnx.Module, tx: optax.GradientTransformation, dropout_key:
   return graphdef, state
 
 
+def _step(graphdef, tx: optax.GradientTransformation, state: TrainState, batch: dict, taps: dict | None):
+  """One update; returns (state, metrics, trace) with trace = (acts, ∂L/∂taps, grads, updates)."""
+
+  def objective(params, taps):
+    # Fresh Variables for this trace: batch norm mutates its statistics during the forward pass.
+    model = nnx.merge(graphdef, params, jax.tree.map(lambda v: v, state.rest))
+    key = jax.random.fold_in(state.dropout_key, state.step)
+    loss, (logits, acts) = loss_fn(model, batch, train=True, dropout_key=key, taps=taps)
+    _, _, rest = nnx.split(model, nnx.Param, ...)  # batch-norm statistics after this step
+    return loss, (logits, acts, rest)
+
+  (loss, (logits, acts, rest)), (grads, deltas) = jax.value_and_grad(
+      objective, argnums=(0, 1), has_aux=True)(state.params, taps)
+  updates, opt_state = tx.update(grads, state.opt_state, state.params)
+  params = optax.apply_updates(state.params, updates)
+  accuracy = jnp.mean(jnp.argmax(logits, -1) == batch["y"])
+  new_state = TrainState(params, rest, opt_state, state.step + 1, state.dropout_key)
+  metrics = {"loss": loss, "accuracy": accuracy, **layer_finiteness(acts, logits, params)}
+  return new_state, metrics, (acts, deltas, grads, updates)
+
+
 def make_train_step(graphdef, tx: optax.GradientTransformation) -> Callable:
   """``train_step(state, batch) -> (state, metrics)``, pure; jit it or scan it."""
 
   def train_step(state: TrainState, batch: dict):
-    def objective(params):
-      # Fresh Variables for this trace: batch norm mutates its statistics during the forward pass.
-      model = nnx.merge(graphdef, params, jax.tree.map(lambda v: v, state.rest))
-      key = jax.random.fold_in(state.dropout_key, state.step)
-      loss, (logits, acts) = loss_fn(model, batch, train=True, dropout_key=key)
-      _, _, rest = nnx.split(model, nnx.Param, ...)  # batch-norm statistics after this step
-      return loss, (logits, rest, acts)
+    return _step(graphdef, tx, state, batch, None)[:2]
 
-    (loss, (logits, rest, acts)), grads = jax.value_and_grad(objective, has_aux=True)(state.params)
-    updates, opt_state = tx.update(grads, state.opt_state, state.params)
-    params = optax.apply_updates(state.params, updates)
-    accuracy = jnp.mean(jnp.argmax(logits, -1) == batch["y"])
-    new_state = TrainState(params, rest, opt_state, state.step + 1, state.dropout_key)
-    return new_state, {"loss": loss, "accuracy": accuracy, **layer_finiteness(acts, logits, params)}
+  return train_step
+
+
+def make_logged_train_step(graphdef, tx: optax.GradientTransformation, *, bounds: tuple[float, float] | None = None,
+                           edges: np.ndarray | None = None) -> Callable:
+  """``make_train_step`` that also returns the step's per-layer statistics (``probes.layer_stats`` keys)
+  in ``metrics["stats"]``, and activation histograms in ``metrics["histograms"]`` when ``edges`` are given.
+
+  The statistics are those of the training step itself — train mode: the dropout masks and
+  batch-norm batch statistics the update used (``post`` is taken before dropout, but with dropout
+  the next layer's z sees the masked, rescaled h). A separate dropout-free pass would double the
+  cost of a logged step, and the gradients measured are then exactly those the optimizer applied.
+  """
+
+  def train_step(state: TrainState, batch: dict):
+    model = nnx.merge(graphdef, state.params, jax.tree.map(lambda v: v, state.rest))
+    new_state, metrics, (acts, deltas, grads, updates) = _step(
+        graphdef, tx, state, batch, probes.zero_taps(model, batch["x"]))
+    names = list(acts)
+    metrics["stats"] = probes.layer_stats(
+        acts, deltas, bounds=bounds, kernels=probes.layer_kernels(state.params, names),
+        grads=probes.layer_kernels(grads, names), updates=probes.layer_kernels(updates, names))
+    if edges is not None:
+      metrics["histograms"] = probes.activation_histograms(acts, jnp.asarray(edges))
+    return new_state, metrics
+
 
   return train_step
 
@@ -117,20 +155,46 @@ def locate_divergence(steps: dict, names: list[str]) -> tuple[int, str, str] | N
   return None
 
 
-def make_epoch(train_step: Callable, batch_size: int) -> Callable:
+def make_epoch(train_step: Callable, batch_size: int, *, logged_step: Callable | None = None,
+               log_every: int = 0) -> Callable:
   """``epoch(state, x, y, key) -> (state, per-step metrics)``: one compiled ``lax.scan`` over the
-  batches of a fresh permutation; the remainder of n / batch_size examples is skipped that epoch."""
+  batches of a fresh permutation; the remainder of n / batch_size examples is skipped that epoch.
+
+  With ``logged_step``, the steps at epoch-local indices 0, N, 2N, … (N = ``log_every``) run it
+  instead, and ``metrics["stats"]`` (one entry per logged step, at ``metrics["logged_index"]``)
+  holds what it measured. The epoch is then scanned in blocks of one logged step followed by N − 1
+  plain ones, so plain steps cost exactly what they cost without statistics (no per-step branch).
+  """
 
   def epoch(state: TrainState, x: jax.Array, y: jax.Array, key: jax.Array):
     steps = x.shape[0] // batch_size
     order = jax.random.permutation(key, x.shape[0])[: steps * batch_size].reshape(steps, batch_size)
 
-    def body(state, idx):
+    def plain(state, idx):
       return train_step(state, {"x": x[idx], "y": y[idx]})
 
-    state, metrics = jax.lax.scan(body, state, order)
-    metrics["params_finite"] = jnp.all(jnp.stack(
-        [jnp.all(jnp.isfinite(p)) for p in jax.tree.leaves(state.params)]))
+    if logged_step is None:
+      state, metrics = jax.lax.scan(plain, state, order)
+    else:
+      def block(state, idx):  # idx: (n, batch) — one logged step, then n − 1 plain ones
+        state, logged = logged_step(state, {"x": x[idx[0]], "y": y[idx[0]]})
+        state, rest = jax.lax.scan(plain, state, idx[1:])
+        return state, (logged, rest)
+
+      full, remainder = divmod(steps, log_every)
+      parts = []
+      if full:
+        state, (logged, rest) = jax.lax.scan(block, state, order[:full * log_every].reshape(full, log_every, -1))
+        parts.append((logged, rest))
+      if remainder:
+        state, (logged, rest) = block(state, order[full * log_every:])
+        parts.append((jax.tree.map(lambda v: v[None], logged), jax.tree.map(lambda v: v[None], rest)))
+      metrics = {k: jnp.concatenate([jnp.concatenate([lg[k][:, None], rs[k]], axis=1).reshape(-1, *rs[k].shape[2:])
+                                     for lg, rs in parts]) for k in parts[0][1]}
+      for k in parts[0][0].keys() - parts[0][1].keys():  # stats, histograms: logged steps only
+        metrics[k] = jax.tree.map(lambda *v: jnp.concatenate(v), *[lg[k] for lg, _ in parts])
+      metrics["logged_index"] = jnp.arange(0, steps, log_every)
+    metrics["params_finite"] = _all_finite(state.params)
     return state, metrics
 
   return jax.jit(epoch, donate_argnums=0)
@@ -245,6 +309,41 @@ def _sync_logs(workdir: Path, epoch: int) -> list[dict]:
   return records
 
 
+def _epoch_for(config: config_lib.Config, graphdef, tx, edges: np.ndarray | None) -> Callable:
+  step = make_train_step(graphdef, tx)
+  if not config.log_stats_every:
+    return make_epoch(step, config.batch_size)
+  logged = make_logged_train_step(graphdef, tx, bounds=config_lib.activation_bounds(config), edges=edges)
+  return make_epoch(step, config.batch_size, logged_step=logged, log_every=config.log_stats_every)
+
+
+def _log_stats(workdir: Path, epoch: int, first_step: int, steps: dict, histograms: dict[str, list],
+               edges: np.ndarray | None) -> None:
+  """Append one stats.jsonl record per logged step of the epoch (host arrays, already read); with
+  histograms, rewrite stats_histograms.npz with every logged step so far."""
+  index = steps["logged_index"]
+  runs.extend_jsonl(workdir / STATS_FILE, [
+      {"epoch": epoch, "step": first_step + int(i), "loss": float(steps["loss"][i]),
+       **{k: float(v[j]) for k, v in steps["stats"].items()}} for j, i in enumerate(index)])
+  if "histograms" in steps:
+    histograms.setdefault("step", []).append(first_step + index)
+    histograms.setdefault("epoch", []).append(np.full(len(index), epoch))
+    for name, counts in steps["histograms"].items():
+      histograms.setdefault(name, []).append(counts)
+    arrays = {k: np.concatenate(v) for k, v in histograms.items()}
+    runs.write_npz(workdir / HISTOGRAMS_FILE, {**arrays, "edges": edges})
+
+
+def _load_histograms(workdir: Path, epoch: int) -> dict[str, list]:
+  """The histograms of epochs <= ``epoch`` already written (a resumed run appends to them)."""
+  path = workdir / HISTOGRAMS_FILE
+  if not epoch or not path.exists():
+    return {}
+  with np.load(path) as saved:
+    keep = saved["epoch"] <= epoch
+    return {k: [saved[k][keep]] for k in saved.files if k != "edges"}
+
+
 def fit(config: config_lib.Config, dataset: data.Dataset | None = None, *, verbose: bool = True) -> Path:
   """Train as ``config`` says, writing config.json, metrics.jsonl, a checkpoint per epoch and, at the
   end, summary.json; return the workdir. ``plan_run`` says what happens in an existing workdir.
@@ -282,7 +381,8 @@ def fit(config: config_lib.Config, dataset: data.Dataset | None = None, *, verbo
   tx = config_lib.make_optimizer(config)
   graphdef, state = init_state(model, tx, dropout_key)
   n_params = sum(math.prod(p.shape) for p in jax.tree.leaves(state.params))
-  run_epoch = make_epoch(make_train_step(graphdef, tx), config.batch_size)
+  edges = probes.histogram_edges(config_lib.activation_bounds(config)) if config.log_histograms else None
+  run_epoch = _epoch_for(config, graphdef, tx, edges)
   evaluate = make_evaluate(graphdef)
   x, y = jax.device_put(ds.train_x), jax.device_put(ds.train_y)
   eval_sets = {"test": (ds.test_x, ds.test_y), "train_eval": (ds.train_x[:TRAIN_EVAL_SIZE], ds.train_y[:TRAIN_EVAL_SIZE])}
@@ -296,6 +396,7 @@ def fit(config: config_lib.Config, dataset: data.Dataset | None = None, *, verbo
     if plan == "resume":
       state, data_key, start_epoch = _restore(checkpoints, state, data_key)
     records = _sync_logs(workdir, start_epoch)
+    histograms = _load_histograms(workdir, start_epoch)
     info = {"config": config.to_json(), "hidden_widths": list(config.hidden_widths), "num_params": n_params,
             "dataset": {"name": ds.name, "train": n_train, "test": len(ds.test_y),
                         "val": 0 if ds.val_y is None else len(ds.val_y), "input_shape": list(ds.input_shape)},
@@ -322,6 +423,8 @@ def fit(config: config_lib.Config, dataset: data.Dataset | None = None, *, verbo
       for split, s in scores.items():
         record[f"{split}_loss"], record[f"{split}_accuracy"] = float(s["loss"]), float(s["accuracy"])
       runs.append_jsonl(metrics_path, record)
+      if "stats" in steps:
+        _log_stats(workdir, epoch, int(state.step) - len(steps["loss"]), steps, histograms, edges)
       if verbose:
         text = f"loss {record['train_loss']:.4f} test acc {record['test_accuracy']:.4f} ({time.perf_counter() - t0:.1f}s)"
         runs.progress(epoch, config.epochs, text)
