@@ -24,7 +24,7 @@ import optax
 from flax import nnx
 
 from lab10 import config as config_lib
-from lab10 import data, runs
+from lab10 import data, devices, runs
 
 EVAL_BATCH = 1000
 TRAIN_EVAL_SIZE = 10_000  # training examples re-scored in eval mode each epoch (train vs test gap)
@@ -126,6 +126,32 @@ def make_evaluate(graphdef, batch_size: int = EVAL_BATCH) -> Callable:
   return jax.jit(evaluate)
 
 
+def run_info(config: config_lib.Config, ds: data.Dataset, params) -> dict:
+  """config.json's contents: every resolved setting, the parameter count, the data and the environment."""
+  n_params = sum(math.prod(p.shape) for p in jax.tree.leaves(params))
+  return {"config": config.to_json(), "hidden_widths": list(config.hidden_widths), "num_params": n_params,
+          "dataset": {"name": ds.name, "train": len(ds.train_y), "test": len(ds.test_y),
+                      "val": 0 if ds.val_y is None else len(ds.val_y), "input_shape": list(ds.input_shape)},
+          "environment": runs.environment()}
+
+
+def eval_arrays(ds: data.Dataset) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+  """The splits scored after every epoch: test, a training subset in eval mode, and validation if held out."""
+  sets = {"test": (ds.test_x, ds.test_y), "train_eval": (ds.train_x[:TRAIN_EVAL_SIZE], ds.train_y[:TRAIN_EVAL_SIZE])}
+  if ds.val_y is not None:
+    sets["val"] = (ds.val_x, ds.val_y)
+  return sets
+
+
+def epoch_record(epoch: int, step: int, steps: dict, scores: dict) -> dict:
+  """One metrics.jsonl line from an epoch's per-step metrics and its eval scores (host values)."""
+  record = {"epoch": epoch, "step": step,
+            "train_loss": float(np.mean(steps["loss"])), "train_accuracy": float(np.mean(steps["accuracy"]))}
+  for split, s in scores.items():
+    record[f"{split}_loss"], record[f"{split}_accuracy"] = float(s["loss"]), float(s["accuracy"])
+  return record
+
+
 def _first_nonfinite(losses: np.ndarray) -> int | None:
   bad = np.flatnonzero(~np.isfinite(losses))
   return int(bad[0]) if bad.size else None
@@ -151,20 +177,13 @@ def fit(config: config_lib.Config, dataset: data.Dataset | None = None, *, verbo
   model = config_lib.make_model(config, ds.input_shape, ds.num_classes, nnx.Rngs(params=init_key))
   tx = config_lib.make_optimizer(config)
   graphdef, state = init_state(model, tx, dropout_key)
-  n_params = sum(math.prod(p.shape) for p in jax.tree.leaves(state.params))
-  runs.write_json(workdir / "config.json", {
-      "config": config.to_json(), "hidden_widths": list(config.hidden_widths), "num_params": n_params,
-      "dataset": {"name": ds.name, "train": n_train, "test": len(ds.test_y),
-                  "val": 0 if ds.val_y is None else len(ds.val_y), "input_shape": list(ds.input_shape)},
-      "environment": runs.environment()})
+  runs.write_json(workdir / "config.json", run_info(config, ds, state.params))
 
-  run_epoch = make_epoch(make_train_step(graphdef, tx), config.batch_size)
+  mesh = devices.mesh(devices.DATA)  # None on one device; else batches split over all devices
+  run_epoch = make_epoch(devices.split_batches(make_train_step(graphdef, tx), mesh), config.batch_size)
   evaluate = make_evaluate(graphdef)
-  x, y = jax.device_put(ds.train_x), jax.device_put(ds.train_y)
-  eval_sets = {"test": (ds.test_x, ds.test_y), "train_eval": (ds.train_x[:TRAIN_EVAL_SIZE], ds.train_y[:TRAIN_EVAL_SIZE])}
-  if ds.val_y is not None:
-    eval_sets["val"] = (ds.val_x, ds.val_y)
-  eval_sets = {k: jax.device_put(v) for k, v in eval_sets.items()}
+  state, x, y = devices.place((state, ds.train_x, ds.train_y), mesh)
+  eval_sets = devices.place(eval_arrays(ds), mesh)
 
   metrics_path = workdir / "metrics.jsonl"
   metrics_path.unlink(missing_ok=True)
@@ -175,10 +194,7 @@ def fit(config: config_lib.Config, dataset: data.Dataset | None = None, *, verbo
     state, steps = run_epoch(state, x, y, jax.random.fold_in(data_key, epoch))
     scores = {k: evaluate(state.params, state.rest, *v) for k, v in eval_sets.items()}
     steps, scores = jax.device_get((steps, scores))  # the epoch's one device→host sync
-    record = {"epoch": epoch, "step": int(state.step),
-              "train_loss": float(np.mean(steps["loss"])), "train_accuracy": float(np.mean(steps["accuracy"]))}
-    for split, s in scores.items():
-      record[f"{split}_loss"], record[f"{split}_accuracy"] = float(s["loss"]), float(s["accuracy"])
+    record = epoch_record(epoch, int(state.step), steps, scores)
     runs.append_jsonl(metrics_path, record)
     if verbose:
       text = f"loss {record['train_loss']:.4f} test acc {record['test_accuracy']:.4f} ({time.perf_counter() - t0:.1f}s)"

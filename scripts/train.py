@@ -3,11 +3,12 @@
 
 import sys
 
-from lab10 import config, data, train
+from lab10 import config, data, devices, train
 
 
 def main(argv=None) -> int:
-  args = config.parser(__doc__).parse_args(argv)
+  args = devices.add_flags(config.parser(__doc__)).parse_args(argv)
+  devices.initialize_distributed(args.distributed)
   try:
     train.fit(config.from_args(args))
   except (config.ConfigError, data.DataError) as e:
