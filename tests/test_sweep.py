@@ -86,3 +86,18 @@ def test_four_simulated_devices_give_the_one_device_trajectory(tmp_path):
     flat = lambda records: records if key == "fit" else sum(records, [])
     _assert_same_records(flat(four[key]), flat(one[key]), f"{key}: 4 devices vs 1")
   assert len(four["sweep"]) == 3 and four["fit"][-1]["step"] == 20
+
+
+def test_benchmark_script_writes_its_table_and_json(tmp_path):
+  out = tmp_path / "bench"
+  result = subprocess.run([sys.executable, str(ROOT / "scripts" / "benchmark.py"), "--steps", "4", "--model_steps", "8",
+                           "--sweep_sizes", "1,2", "--repeats", "1", "--width", "16", "--matmul", "64", "--torch_threads", "1",
+                           "--out", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=300)
+  assert result.returncode == 0, result.stderr
+  report = json.loads(out.with_suffix(".json").read_text())
+  rows = {r["name"]: r for r in report["rows"]}
+  assert {"lab10 (stats off)", "lab10 sweep M=1", "lab10 sweep M=2"} <= rows.keys()
+  m2 = rows["lab10 sweep M=2"]
+  assert m2["model_steps_per_s"] == pytest.approx(2 * m2["steps_per_s"]) and m2["steps_per_s"] > 0
+  assert report["flops_per_step"] == 6 * 100 * (784 * 16 + 16 * 16 * 3 + 16 * 10)
+  assert "| lab10 (stats off) |" in out.with_suffix(".md").read_text()
