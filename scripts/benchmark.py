@@ -35,34 +35,31 @@ def _timed(fn) -> float:
   return time.perf_counter() - t0
 
 
+def _runner(epoch, state, x, y, keys):
+  """A closure running one epoch (state donated and carried over) until its results are ready."""
+  x, y = jax.device_put(x), jax.device_put(y)
+  box = [state]
+
+  def run():
+    box[0], metrics = epoch(box[0], x, y, keys)
+    jax.block_until_ready((box[0], metrics))
+  return run
+
+
 def lab10_loop(cfg, x, y):
   """One scanned epoch over ``x`` (len(x) / 100 steps) as ``fit`` runs it."""
   init_key, data_key, dropout_key = jax.random.split(jax.random.key(cfg.seed), 3)
   model = config.make_model(cfg, (28, 28, 1), CLASSES, nnx.Rngs(params=init_key))
   tx = config.make_optimizer(cfg)
   graphdef, state = train.init_state(model, tx, dropout_key)
-  epoch = train.make_epoch(train.make_train_step(graphdef, tx), cfg.batch_size)
-  x, y = jax.device_put(x), jax.device_put(y)
-  box = [state]
-
-  def run():
-    box[0], metrics = epoch(box[0], x, y, data_key)
-    jax.block_until_ready((box[0], metrics))
-  return run
+  return _runner(train.make_epoch(train.make_train_step(graphdef, tx), cfg.batch_size), state, x, y, data_key)
 
 
 def sweep_loop(cfg, m, x, y):
   configs = sweep.grid(cfg, seeds=range(m))
   ds = type("Arrays", (), {"input_shape": (28, 28, 1), "num_classes": CLASSES})
   graphdef, tx, states, keys = sweep.init_models(configs, ds)
-  epoch = sweep.make_sweep_epoch(graphdef, tx, cfg.batch_size)
-  x, y = jax.device_put(x), jax.device_put(y)
-  box = [states]
-
-  def run():
-    box[0], metrics = epoch(box[0], x, y, keys)
-    jax.block_until_ready((box[0], metrics))
-  return run
+  return _runner(sweep.make_sweep_epoch(graphdef, tx, cfg.batch_size), states, x, y, keys)
 
 
 def torch_loop(x, y, widths, steps, threads):
