@@ -25,7 +25,7 @@ import optax
 from flax import nnx
 
 from lab10 import config as config_lib
-from lab10 import data, probes, runs
+from lab10 import data, devices, probes, runs
 
 EVAL_BATCH = 1000
 TRAIN_EVAL_SIZE = 10_000  # training examples re-scored in eval mode each epoch (train vs test gap)
@@ -225,6 +225,32 @@ def make_evaluate(graphdef, batch_size: int = EVAL_BATCH) -> Callable:
   return jax.jit(evaluate)
 
 
+def run_info(config: config_lib.Config, ds: data.Dataset, params) -> dict:
+  """config.json's contents: every resolved setting, the parameter count, the data and the environment."""
+  n_params = sum(math.prod(p.shape) for p in jax.tree.leaves(params))
+  return {"config": config.to_json(), "hidden_widths": list(config.hidden_widths), "num_params": n_params,
+          "dataset": {"name": ds.name, "train": len(ds.train_y), "test": len(ds.test_y),
+                      "val": 0 if ds.val_y is None else len(ds.val_y), "input_shape": list(ds.input_shape)},
+          "environment": runs.environment()}
+
+
+def eval_arrays(ds: data.Dataset) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+  """The splits scored after every epoch: test, a training subset in eval mode, and validation if held out."""
+  sets = {"test": (ds.test_x, ds.test_y), "train_eval": (ds.train_x[:TRAIN_EVAL_SIZE], ds.train_y[:TRAIN_EVAL_SIZE])}
+  if ds.val_y is not None:
+    sets["val"] = (ds.val_x, ds.val_y)
+  return sets
+
+
+def epoch_record(epoch: int, step: int, steps: dict, scores: dict) -> dict:
+  """One metrics.jsonl line from an epoch's per-step metrics and its eval scores (host values)."""
+  record = {"epoch": epoch, "step": step,
+            "train_loss": float(np.mean(steps["loss"])), "train_accuracy": float(np.mean(steps["accuracy"]))}
+  for split, s in scores.items():
+    record[f"{split}_loss"], record[f"{split}_accuracy"] = float(s["loss"]), float(s["accuracy"])
+  return record
+
+
 # --- run directory: guard, resume, checkpoints -----------------------------------------------------
 
 
@@ -309,12 +335,13 @@ def _sync_logs(workdir: Path, epoch: int) -> list[dict]:
   return records
 
 
-def _epoch_for(config: config_lib.Config, graphdef, tx, edges: np.ndarray | None) -> Callable:
-  step = make_train_step(graphdef, tx)
+def _epoch_for(config: config_lib.Config, graphdef, tx, edges: np.ndarray | None, mesh) -> Callable:
+  step = devices.split_batches(make_train_step(graphdef, tx), mesh)
   if not config.log_stats_every:
     return make_epoch(step, config.batch_size)
   logged = make_logged_train_step(graphdef, tx, bounds=config_lib.activation_bounds(config), edges=edges)
-  return make_epoch(step, config.batch_size, logged_step=logged, log_every=config.log_stats_every)
+  return make_epoch(step, config.batch_size, logged_step=devices.split_batches(logged, mesh),
+                    log_every=config.log_stats_every)
 
 
 def _log_stats(workdir: Path, epoch: int, first_step: int, steps: dict, histograms: dict[str, list],
@@ -380,27 +407,22 @@ def fit(config: config_lib.Config, dataset: data.Dataset | None = None, *, verbo
   layer_names = [*model.layer_names, "head"]
   tx = config_lib.make_optimizer(config)
   graphdef, state = init_state(model, tx, dropout_key)
-  n_params = sum(math.prod(p.shape) for p in jax.tree.leaves(state.params))
+  mesh = devices.mesh(devices.DATA)  # None on one device; else batches split over all devices
   edges = probes.histogram_edges(config_lib.activation_bounds(config)) if config.log_histograms else None
-  run_epoch = _epoch_for(config, graphdef, tx, edges)
+  run_epoch = _epoch_for(config, graphdef, tx, edges, mesh)
   evaluate = make_evaluate(graphdef)
-  x, y = jax.device_put(ds.train_x), jax.device_put(ds.train_y)
-  eval_sets = {"test": (ds.test_x, ds.test_y), "train_eval": (ds.train_x[:TRAIN_EVAL_SIZE], ds.train_y[:TRAIN_EVAL_SIZE])}
-  if ds.val_y is not None:
-    eval_sets["val"] = (ds.val_x, ds.val_y)
-  eval_sets = {k: jax.device_put(v) for k, v in eval_sets.items()}
+  state, x, y = devices.place((state, ds.train_x, ds.train_y), mesh)
+  eval_sets = devices.place(eval_arrays(ds), mesh)
 
   metrics_path = workdir / "metrics.jsonl"
   with runs.Checkpoints(workdir, config.keep_checkpoints) as checkpoints:
     start_epoch = 0
     if plan == "resume":
       state, data_key, start_epoch = _restore(checkpoints, state, data_key)
+      state = devices.place(state, mesh)  # restored arrays land on the default device
     records = _sync_logs(workdir, start_epoch)
     histograms = _load_histograms(workdir, start_epoch)
-    info = {"config": config.to_json(), "hidden_widths": list(config.hidden_widths), "num_params": n_params,
-            "dataset": {"name": ds.name, "train": n_train, "test": len(ds.test_y),
-                        "val": 0 if ds.val_y is None else len(ds.val_y), "input_shape": list(ds.input_shape)},
-            "environment": runs.environment()}
+    info = run_info(config, ds, state.params)
     if plan == "resume":  # keep the first environment; note each resumption's own
       first = runs.read_json(workdir / "config.json")
       resumed = first.get("resumed", []) + [{"from_epoch": start_epoch, "environment": info.pop("environment")}]
@@ -418,10 +440,7 @@ def fit(config: config_lib.Config, dataset: data.Dataset | None = None, *, verbo
       state, steps = run_epoch(state, x, y, jax.random.fold_in(data_key, epoch))
       scores = {k: evaluate(state.params, state.rest, *v) for k, v in eval_sets.items()}
       steps, scores = jax.device_get((steps, scores))  # the epoch's one device→host sync
-      record = {"epoch": epoch, "step": int(state.step),
-                "train_loss": float(np.mean(steps["loss"])), "train_accuracy": float(np.mean(steps["accuracy"]))}
-      for split, s in scores.items():
-        record[f"{split}_loss"], record[f"{split}_accuracy"] = float(s["loss"]), float(s["accuracy"])
+      record = epoch_record(epoch, int(state.step), steps, scores)
       runs.append_jsonl(metrics_path, record)
       if "stats" in steps:
         _log_stats(workdir, epoch, int(state.step) - len(steps["loss"]), steps, histograms, edges)

@@ -6,11 +6,12 @@ Exit status 0 done, 2 bad input (flags, data files, run directory), 3 divergence
 
 import sys
 
-from lab10 import config, data, runs, train
+from lab10 import config, data, devices, runs, train
 
 
 def main(argv=None) -> int:
-  args = config.parser(__doc__).parse_args(argv)
+  args = devices.add_flags(config.parser(__doc__)).parse_args(argv)
+  devices.initialize_distributed(args.distributed)
   try:
     train.fit(config.from_args(args))
   except (config.ConfigError, data.DataError, runs.RunError) as e:

@@ -1,0 +1,209 @@
+"""Many models at once: one architecture trained for several seeds × init gains σ_w × learning rates in one
+``jax.vmap`` of the same pure ``train_step`` that ``fit`` scans.
+
+Model i is exactly the model ``fit(configs[i])`` trains: the same init, data-order and dropout keys from its
+own seed, the same steps. Only numerics differ (batched matmuls sum in another order), so the metrics agree to
+float tolerance. On several devices the models are split along a ``models`` mesh axis (``lab10.devices``).
+
+A learning-rate sweep needs one optimizer for all models, so the rate moves into the optimizer state:
+``chain(optimizer(lr=1), inject_hyperparams(scale)(lr))``. Every lab10 optimizer ends by scaling with −lr,
+so this computes (−u)·lr = u·(−lr), the same float as the single-model optimizer.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import dataclasses
+import itertools
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import nnx
+from jax.sharding import PartitionSpec as P
+
+from lab10 import config as config_lib
+from lab10 import data, devices, runs, train
+
+SWEPT = ("seed", "init_gain", "lr")  # the fields that may differ between the models of one sweep
+
+
+def grid(base: config_lib.Config, seeds: Sequence[int], init_gains: Sequence[float] = (),
+         lrs: Sequence[float] = ()) -> list[config_lib.Config]:
+  """The product seeds × init_gains × lrs over ``base`` (empty = ``base``'s value), each validated."""
+  return [config_lib.validate(dataclasses.replace(base, seed=s, init_gain=g, lr=lr))
+          for s, g, lr in itertools.product(seeds, init_gains or [base.init_gain], lrs or [base.lr])]
+
+
+def model_name(c: config_lib.Config) -> str:
+  return f"seed{c.seed}_gain{c.init_gain:g}_lr{c.lr:g}"
+
+
+def _check_sweepable(configs: Sequence[config_lib.Config]) -> None:
+  if not configs:
+    raise config_lib.ConfigError("a sweep needs at least one model")
+  fixed = lambda c: dataclasses.replace(c, seed=0, init_gain=1.0, lr=1.0, workdir=None)
+  for c in configs[1:]:
+    if fixed(c) != fixed(configs[0]):
+      diff = [f.name for f in dataclasses.fields(c) if getattr(fixed(c), f.name) != getattr(fixed(configs[0]), f.name)]
+      raise config_lib.ConfigError(f"models of one sweep may differ only in {', '.join(SWEPT)}; "
+                                   f"these differ too: {', '.join(diff)}")
+
+
+def _optimizer(c: config_lib.Config, sweep_lr: bool) -> optax.GradientTransformation:
+  if not sweep_lr:
+    return config_lib.make_optimizer(c)
+  unit = config_lib.make_optimizer(dataclasses.replace(c, lr=1.0))
+  return optax.chain(unit, optax.inject_hyperparams(optax.scale)(step_size=c.lr))
+
+
+def init_models(configs: Sequence[config_lib.Config], ds: data.Dataset):
+  """``(graphdef, tx, states, data_keys)``: each model initialised as ``fit`` does, stacked on a leading axis."""
+  _check_sweepable(configs)
+  sweep_lr = len({c.lr for c in configs}) > 1
+  states, data_keys = [], []
+  for c in configs:
+    init_key, data_key, dropout_key = jax.random.split(jax.random.key(c.seed), 3)
+    model = config_lib.make_model(c, ds.input_shape, ds.num_classes, nnx.Rngs(params=init_key))
+    tx = _optimizer(c, sweep_lr)  # same transformation for all; a swept lr lives in each opt_state
+    graphdef, state = train.init_state(model, tx, dropout_key)
+    states.append(state)
+    data_keys.append(data_key)
+  stack = lambda *leaves: jnp.stack(leaves)
+  return graphdef, tx, jax.tree.map(stack, *states), jnp.stack(data_keys)
+
+
+def make_sweep_epoch(graphdef, tx: optax.GradientTransformation, batch_size: int):
+  """``epoch(states, x, y, keys) -> (states, per-model per-step metrics)``: ``train.make_epoch`` vmapped
+  over models (states and the epoch's data keys); the data are shared."""
+  epoch = train.make_epoch(train.make_train_step(graphdef, tx), batch_size)
+  return jax.jit(jax.vmap(epoch, in_axes=(0, None, None, 0)), donate_argnums=0)
+
+
+def make_sweep_evaluate(graphdef):
+  return jax.jit(jax.vmap(train.make_evaluate(graphdef), in_axes=(0, 0, None, None)))
+
+
+def _pad(tree, m_padded: int):
+  """Repeat model 0 so that the model axis divides evenly over the devices; the copies are dropped later."""
+  def pad(leaf):
+    extra = jnp.repeat(leaf[:1], m_padded - leaf.shape[0], axis=0)
+    return jnp.concatenate([leaf, extra])
+  return jax.tree.map(pad, tree)
+
+
+def _write_table(path: Path, rows: list[dict]) -> None:
+  with open(path.with_suffix(".csv"), "w", newline="") as f:
+    writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+    writer.writeheader()
+    writer.writerows(rows)
+  fmt = lambda v: f"{v:.4f}" if isinstance(v, float) else str(v)
+  lines = ["| " + " | ".join(rows[0]) + " |", "|" + "---|" * len(rows[0])]
+  lines += ["| " + " | ".join(fmt(v) for v in row.values()) + " |" for row in rows]
+  path.with_suffix(".md").write_text("\n".join(lines) + "\n")
+
+
+def run(configs: Sequence[config_lib.Config], dataset: data.Dataset | None = None, *, workdir: str | Path,
+        verbose: bool = True) -> Path:
+  """Train ``configs`` at once; write ``workdir/<model>/{config,summary}.json, metrics.jsonl`` as ``fit`` does,
+  and ``workdir/summary.{csv,md}``. A diverging model is marked in the table; the others go on."""
+  configs = [dataclasses.replace(c, workdir=str(Path(workdir) / model_name(c))) for c in configs]
+  base = configs[0]
+  ds = dataset or data.load(base.dataset, base.data_dir, val_size=base.val_size)
+  if base.batch_size > len(ds.train_y):
+    raise config_lib.ConfigError(f"--batch_size {base.batch_size} is larger than the {len(ds.train_y)} "
+                                 f"training examples of {ds.name}; expected 1..{len(ds.train_y)}")
+  if verbose:
+    print(runs.device_summary(), flush=True)
+  graphdef, tx, states, data_keys = init_models(configs, ds)
+  m = len(configs)
+  for c in configs:
+    Path(c.workdir).mkdir(parents=True, exist_ok=True)
+    runs.write_json(Path(c.workdir) / "config.json", train.run_info(c, ds, jax.tree.map(lambda p: p[0], states.params)))
+    (Path(c.workdir) / "metrics.jsonl").unlink(missing_ok=True)
+
+  mesh = devices.mesh(devices.MODELS)  # None on one device; else models split over all devices
+  m_padded = m if mesh is None else -(-m // mesh.size) * mesh.size
+  states = devices.place(_pad(states, m_padded), mesh, P(devices.MODELS))
+  data_keys = devices.place(_pad(data_keys, m_padded), mesh, P(devices.MODELS))
+  x, y = devices.place((ds.train_x, ds.train_y), mesh)
+  eval_sets = devices.place(train.eval_arrays(ds), mesh)
+  run_epoch = make_sweep_epoch(graphdef, tx, base.batch_size)
+  evaluate = make_sweep_evaluate(graphdef)
+
+  diverged = [None] * m
+  records = [{}] * m
+  start = time.perf_counter()
+  for epoch in range(1, base.epochs + 1):
+    t0 = time.perf_counter()
+    keys = jax.vmap(jax.random.fold_in, in_axes=(0, None))(data_keys, epoch)
+    states, steps = run_epoch(states, x, y, keys)
+    scores = {k: evaluate(states.params, states.rest, *v) for k, v in eval_sets.items()}
+    steps, scores, step = jax.device_get((steps, scores, states.step))  # the epoch's one device→host sync
+    for i, c in enumerate(configs):
+      pick = lambda tree: jax.tree.map(lambda a: a[i], tree)
+      records[i] = train.epoch_record(epoch, int(step[i]), pick(steps), pick(scores))
+      if diverged[i] is None:
+        runs.append_jsonl(Path(c.workdir) / "metrics.jsonl", records[i])
+        if not (np.all(np.isfinite(steps["loss"][i])) and steps["params_finite"][i]):
+          diverged[i] = epoch
+    if verbose:
+      losses = np.array([r["train_loss"] for r in records], dtype=float)
+      text = (f"{m} models: train loss median {np.nanmedian(losses) if np.isfinite(losses).any() else np.nan:.4f}, "
+              f"{sum(d is not None for d in diverged)} diverged ({time.perf_counter() - t0:.1f}s)")
+      runs.progress(epoch, base.epochs, text)
+
+  wall = time.perf_counter() - start
+  rows = []
+  for i, c in enumerate(configs):
+    runs.write_json(Path(c.workdir) / "summary.json", {**records[i], "wall_time_s": wall, "sweep_models": m,
+                                                       "diverged_epoch": diverged[i]})
+    final = {k: records[i][k] for k in records[i] if k.endswith(("_loss", "_accuracy"))}
+    rows.append({"model": model_name(c), "seed": c.seed, "init_gain": c.init_gain, "lr": c.lr, **final,
+                 "diverged_epoch": "" if diverged[i] is None else diverged[i]})
+  _write_table(Path(workdir) / "summary", rows)
+  if verbose:
+    steps_total = m * int(step[0])
+    print(f"done: {m} models × {base.epochs} epochs in {wall:.1f}s ({steps_total / wall:.0f} model-steps/s); "
+          f"wrote {workdir}/summary.md", flush=True)
+  return Path(workdir)
+
+
+# --- flags --------------------------------------------------------------------------------------
+
+
+def _ints(text: str) -> list[int]:
+  """``0:8`` (a range) or ``0,3,5``."""
+  try:
+    if ":" in text:
+      lo, hi = text.split(":")
+      return list(range(int(lo), int(hi)))
+    return [int(t) for t in text.split(",")]
+  except ValueError:
+    raise argparse.ArgumentTypeError(f"{text!r} is not a range like 0:8 or a list like 0,3,5")
+
+
+def _floats(text: str) -> list[float]:
+  try:
+    return [float(t) for t in text.split(",")]
+  except ValueError:
+    raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of numbers")
+
+
+def parser(description: str) -> argparse.ArgumentParser:
+  """Every Config flag (the shared settings), the swept values, and --distributed."""
+  p = config_lib.parser(description)
+  p.add_argument("--seeds", type=_ints, default=None, metavar="A:B|A,B,..", help="seeds to sweep (default: --seed)")
+  p.add_argument("--init_gains", type=_floats, default=None, metavar="G,..", help="init gains sigma_w to sweep")
+  p.add_argument("--lrs", type=_floats, default=None, metavar="LR,..", help="learning rates to sweep")
+  return devices.add_flags(p)
+
+
+def from_args(args: argparse.Namespace) -> list[config_lib.Config]:
+  base = config_lib.from_args(args)
+  return grid(base, args.seeds or [base.seed], args.init_gains or (), args.lrs or ())

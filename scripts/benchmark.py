@@ -1,0 +1,215 @@
+#!/usr/bin/env python
+"""Side-by-side training speed on the lab10-4-deep MLP (784-512x4-10, ReLU, Xavier, Adam 1e-3, batch 100) with
+MNIST-shaped synthetic data, in one process: lab10's scanned epoch, PyTorch eager and TF2 tf.function peers (when
+installed: pip install -e ".[bench]"), vmapped sweeps at several M, and the FLOP floor (the model's FLOPs per step
+at the rate of a large matmul timed in the same run). Peers run interleaved, warm-up excluded, median of repeats.
+Prints a table and writes it with a JSON beside it.
+
+Example: python scripts/benchmark.py --repeats 5 --out runs/benchmark
+"""
+
+import argparse
+import dataclasses
+import importlib.util
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from lab10 import config, runs, sweep, train
+
+BATCH, IN, CLASSES = 100, 784, 10
+
+
+def _timed(fn) -> float:
+  t0 = time.perf_counter()
+  fn()
+  return time.perf_counter() - t0
+
+
+def _runner(epoch, state, x, y, keys):
+  """A closure running one epoch (state donated and carried over) until its results are ready."""
+  x, y = jax.device_put(x), jax.device_put(y)
+  box = [state]
+
+  def run():
+    box[0], metrics = epoch(box[0], x, y, keys)
+    jax.block_until_ready((box[0], metrics))
+  return run
+
+
+def lab10_loop(cfg, x, y, log_every: int = 0):
+  """One scanned epoch over ``x`` (len(x) / 100 steps) as ``fit`` runs it; per-layer statistics on every
+  ``log_every``-th step (0: none)."""
+  init_key, data_key, dropout_key = jax.random.split(jax.random.key(cfg.seed), 3)
+  model = config.make_model(cfg, (28, 28, 1), CLASSES, nnx.Rngs(params=init_key))
+  tx = config.make_optimizer(cfg)
+  graphdef, state = train.init_state(model, tx, dropout_key)
+  logged = dict(logged_step=train.make_logged_train_step(graphdef, tx), log_every=log_every) if log_every else {}
+  epoch = train.make_epoch(train.make_train_step(graphdef, tx), cfg.batch_size, **logged)
+  return _runner(epoch, state, x, y, data_key)
+
+
+def sweep_loop(cfg, m, x, y):
+  configs = sweep.grid(cfg, seeds=range(m))
+  ds = type("Arrays", (), {"input_shape": (28, 28, 1), "num_classes": CLASSES})
+  graphdef, tx, states, keys = sweep.init_models(configs, ds)
+  return _runner(sweep.make_sweep_epoch(graphdef, tx, cfg.batch_size), states, x, y, keys)
+
+
+def torch_loop(x, y, widths, steps, threads):
+  import torch
+
+  torch.manual_seed(0)
+  layers, sizes = [], [IN, *widths]
+  for n_in, n_out in zip(sizes[:-1], sizes[1:]):
+    layers += [torch.nn.Linear(n_in, n_out), torch.nn.ReLU()]
+  net = torch.nn.Sequential(*layers, torch.nn.Linear(sizes[-1], CLASSES))
+  for module in net:
+    if isinstance(module, torch.nn.Linear):
+      torch.nn.init.xavier_uniform_(module.weight)
+      torch.nn.init.normal_(module.bias)
+  opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+  xt, yt = torch.from_numpy(x.reshape(len(x), -1)), torch.from_numpy(y.astype(np.int64))
+  loss_fn = torch.nn.CrossEntropyLoss()
+
+  def run():
+    torch.set_num_threads(threads)  # per run: the rows share one process
+    order = torch.randperm(len(xt))
+    for i in range(steps):
+      idx = order[i * BATCH:(i + 1) * BATCH]
+      opt.zero_grad(set_to_none=True)
+      loss = loss_fn(net(xt[idx]), yt[idx])
+      loss.backward()
+      opt.step()
+    loss.item()
+  return run
+
+
+def tf_loop(x, y, widths, steps):
+  import tensorflow as tf
+
+  tf.random.set_seed(0)
+  layers = [tf.keras.layers.Dense(w, "relu", kernel_initializer="glorot_uniform",
+                                  bias_initializer="random_normal") for w in widths]
+  net = tf.keras.Sequential([tf.keras.Input((IN,)), *layers, tf.keras.layers.Dense(CLASSES)])
+  opt = tf.keras.optimizers.Adam(1e-3)
+  loss_fn = tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+  xt, yt = tf.constant(x.reshape(len(x), -1)), tf.constant(y)
+
+  @tf.function
+  def step(xb, yb):
+    with tf.GradientTape() as tape:
+      loss = loss_fn(yb, net(xb, training=True))
+    opt.apply_gradients(zip(tape.gradient(loss, net.trainable_variables), net.trainable_variables))
+    return loss
+
+  def run():
+    order = tf.random.shuffle(tf.range(len(x)))
+    for i in range(steps):
+      idx = order[i * BATCH:(i + 1) * BATCH]
+      loss = step(tf.gather(xt, idx), tf.gather(yt, idx))
+    loss.numpy()
+  return run
+
+
+def matmul_rate(n: int) -> tuple[float, callable]:
+  """FLOP/s of an n×n float32 matmul: the machine's practical ceiling for this model's dense layers."""
+  a = jax.random.normal(jax.random.key(0), (n, n))
+  b = jax.random.normal(jax.random.key(1), (n, n))
+  matmul = jax.jit(lambda a, b: a @ b)
+  return 2.0 * n**3, lambda: matmul(a, b).block_until_ready()
+
+
+def model_flops_per_step(widths) -> float:
+  """Dense layers only: forward 2·B·in·out, backward twice that (input and weight gradients)."""
+  sizes = [IN, *widths, CLASSES]
+  return 6.0 * BATCH * sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
+
+
+def main(argv=None) -> int:
+  p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  p.add_argument("--steps", type=int, default=550, help="steps per timed single-model run (550 = one MNIST epoch)")
+  p.add_argument("--model_steps", type=int, default=1100, help="model-steps per timed sweep run (steps = this / M)")
+  p.add_argument("--sweep_sizes", default="1,8,64", help="M, comma-separated")
+  p.add_argument("--repeats", type=int, default=5)
+  p.add_argument("--width", type=int, default=512, help="hidden width (512 in lab10-4-deep; smaller for a smoke test)")
+  p.add_argument("--matmul", type=int, default=2048, help="side of the matmul that measures the FLOP rate")
+  p.add_argument("--torch_threads", default=f"1,{os.cpu_count()}", help="PyTorch thread counts, one row each")
+  p.add_argument("--out", default="runs/benchmark", help="writes OUT.md and OUT.json")
+  args = p.parse_args(argv)
+  print(runs.device_summary(), flush=True)
+
+  cfg = dataclasses.replace(config.with_preset("lab10-4-deep"), width=(args.width,))
+  rng = np.random.default_rng(0)
+  data = lambda steps: (rng.standard_normal((steps * BATCH, 28, 28, 1), dtype=np.float32),
+                        rng.integers(0, CLASSES, steps * BATCH).astype(np.int32))
+  x, y = data(args.steps)
+  flops = model_flops_per_step(cfg.hidden_widths)
+  matmul_flops, matmul = matmul_rate(args.matmul)
+
+  # name → (run, steps per run, models); each run is warmed up once (compilation) before timing.
+  rows = {"lab10 (stats off)": (lab10_loop(cfg, x, y), args.steps, 1),
+          "lab10 (stats every 10 steps)": (lab10_loop(cfg, x, y, 10), args.steps, 1),
+          "lab10 (stats every step)": (lab10_loop(cfg, x, y, 1), args.steps, 1)}
+  if importlib.util.find_spec("torch"):
+    # Both thread counts: on a busy 2-core machine OpenMP's spinning can make 2 threads far slower than 1.
+    for threads in (int(t) for t in args.torch_threads.split(",")):
+      rows[f"PyTorch eager ({threads} thread{'s' * (threads > 1)})"] = (torch_loop(x, y, cfg.hidden_widths, args.steps, threads),
+                                                                      args.steps, 1)
+  if importlib.util.find_spec("tensorflow"):
+    rows["TF2 tf.function"] = (tf_loop(x, y, cfg.hidden_widths, args.steps), args.steps, 1)
+  for m in (int(v) for v in args.sweep_sizes.split(",")):
+    steps = max(2, args.model_steps // m)
+    rows[f"lab10 sweep M={m}"] = (sweep_loop(cfg, m, *data(steps)), steps, m)
+  for run, _, _ in rows.values():
+    run()
+  matmul()
+
+  times = {name: [] for name in rows}
+  matmul_times = []
+  for _ in range(args.repeats):  # interleaved: machine noise hits every row alike
+    for name, (run, _, _) in rows.items():
+      times[name].append(_timed(run))
+    matmul_times.append(_timed(matmul))
+
+  rate = matmul_flops / statistics.median(matmul_times)
+  floor_ms = 1e3 * flops / rate
+  results = []
+  for name, (_, steps, m) in rows.items():
+    t = statistics.median(times[name])
+    results.append({"name": name, "models": m, "steps_per_s": steps / t, "model_steps_per_s": m * steps / t,
+                    "ms_per_step": 1e3 * t / steps, "ms_per_model_step": 1e3 * t / (m * steps),
+                    "floor_fraction": floor_ms / (1e3 * t / (m * steps)), "repeats_s": times[name]})
+  lab10 = results[0]
+  peers = [r for r in results[1:] if r["models"] == 1 and not r["name"].startswith("lab10")]
+  header = ["run", "steps/s", "ms/step", "model-steps/s", "of FLOP floor"] + [f"lab10 / {r['name']}" for r in peers]
+  lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+  for r in results:
+    cells = [r["name"], f"{r['steps_per_s']:.0f}", f"{r['ms_per_step']:.2f}", f"{r['model_steps_per_s']:.0f}",
+             f"{r['floor_fraction']:.2f}"]
+    lines.append("| " + " | ".join(cells + [f"{lab10['steps_per_s'] / q['steps_per_s']:.2f}x" if r is lab10 else ""
+                                           for q in peers]) + " |")
+  lines.append(f"| FLOP floor ({flops / 1e6:.0f} MFLOP/step at {rate / 1e9:.0f} GFLOP/s, "
+               f"{args.matmul}² matmul) | {1e3 / floor_ms:.0f} | {floor_ms:.2f} | | 1.00 |" + " |" * len(peers))
+  table = "\n".join(lines)
+  print(table)
+  out = Path(args.out)
+  out.parent.mkdir(parents=True, exist_ok=True)
+  out.with_suffix(".md").write_text(table + "\n")
+  runs.write_json(out.with_suffix(".json"), {
+      "rows": results, "flops_per_step": flops, "matmul_flops_per_s": rate, "floor_ms_per_step": floor_ms,
+      "settings": vars(args), "environment": runs.environment()})
+  print(f"wrote {out.with_suffix('.md')} and {out.with_suffix('.json')}")
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())

@@ -1,0 +1,26 @@
+#!/usr/bin/env python
+"""Train many models of one architecture at once (vmap): seeds × init gains × learning rates → lab10.sweep.run.
+
+Example: python scripts/sweep.py --preset lab10-4-deep --seeds 0:8 --init_gains 0.5,1,2
+Exit status 2 on bad input.
+"""
+
+import sys
+
+from lab10 import config, data, devices, runs, sweep
+
+
+def main(argv=None) -> int:
+  args = sweep.parser(__doc__).parse_args(argv)
+  devices.initialize_distributed(args.distributed)
+  try:
+    configs = sweep.from_args(args)
+    sweep.run(configs, workdir=configs[0].workdir or runs.default_workdir(f"sweep-{configs[0].preset or configs[0].model}"))
+  except (config.ConfigError, data.DataError) as e:
+    print(f"error: {e}", file=sys.stderr)
+    return 2
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())
