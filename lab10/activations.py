@@ -68,6 +68,10 @@ ACTIVATIONS: dict[str, Activation] = {
 }
 
 
+# Bounded activations' ranges (lo, hi): the probes count units near a bound as saturated.
+RANGES: dict[str, tuple[float, float]] = {"sigmoid": (0.0, 1.0), "tanh": (-1.0, 1.0), "softsign": (-1.0, 1.0)}
+
+
 def get(name: str, negative_slope: float = DEFAULT_LEAKY_SLOPE) -> Activation:
   """The activation called ``name``; ``negative_slope`` only affects leaky_relu."""
   if name not in ACTIVATIONS:

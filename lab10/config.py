@@ -64,6 +64,8 @@ class Config:
   epochs: int = _field(15, "passes over the training set")
   seed: int = _field(0, "the one seed: init, data order and dropout keys derive from it")
   # bookkeeping
+  log_stats_every: int = _field(0, "every N steps, append per-layer statistics to stats.jsonl (0: off)")
+  log_histograms: bool = _field(False, "with --log_stats_every, also activation histograms to stats_histograms.npz")
   workdir: str | None = _field(None, "run directory; default runs/<preset or model>-<timestamp>")
   preset: str | None = _field(None, "a seed lab's settings; explicit flags override them")
 
@@ -133,6 +135,9 @@ def validate(c: Config) -> Config:
   _check("batch_size", c.batch_size, c.batch_size > 0, "an integer > 0")
   _check("epochs", c.epochs, c.epochs > 0, "an integer > 0")
   _check("val_size", c.val_size, c.val_size >= 0, "an integer >= 0")
+  _check("log_stats_every", c.log_stats_every, c.log_stats_every >= 0, "an integer >= 0 (0: off)")
+  if c.log_histograms and not c.log_stats_every:
+    raise ConfigError("--log_histograms needs --log_stats_every N > 0")
   _check("seed", c.seed, 0 <= c.seed < 2**32, "an integer in [0, 2^32)")
   return c
 
@@ -163,6 +168,11 @@ def make_model(c: Config, input_shape: Sequence[int], num_classes: int, rngs: nn
   if c.model == "mlp":
     return models.MLP(math.prod(input_shape), c.hidden_widths, num_classes, **common)
   return models.CNN(input_shape[-1], c.depth, c.width[0], num_classes, **common)
+
+
+def activation_bounds(c: Config) -> tuple[float, float] | None:
+  """The range of a bounded activation (for the saturation statistic), else None."""
+  return activations.RANGES.get(c.activation)
 
 
 def make_optimizer(c: Config) -> optax.GradientTransformation:

@@ -16,6 +16,7 @@ from importlib import metadata
 from pathlib import Path
 
 import jax
+import numpy as np
 
 PACKAGES = ("jax", "jaxlib", "flax", "optax", "numpy", "tensorflow-datasets", "lab10")
 
@@ -66,11 +67,24 @@ def write_json(path: Path, obj: dict) -> None:
 
 
 def append_jsonl(path: Path, record: dict) -> None:
-  line = json.dumps(_clean(record), sort_keys=True) + "\n"
+  extend_jsonl(path, [record])
+
+
+def extend_jsonl(path: Path, records: list[dict]) -> None:
+  """Append several records with one write and one fsync (e.g. an epoch's logged steps)."""
+  lines = "".join(json.dumps(_clean(r), sort_keys=True) + "\n" for r in records)
   with open(path, "a") as f:
-    f.write(line)
+    f.write(lines)
     f.flush()
     os.fsync(f.fileno())
+
+
+def write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
+  """Write arrays atomically (a temporary file renamed over the target)."""
+  tmp = path.with_name(path.name + ".tmp")
+  with open(tmp, "wb") as f:
+    np.savez(f, **arrays)
+  os.replace(tmp, path)
 
 
 def read_jsonl(path: Path) -> list[dict]:

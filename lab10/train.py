@@ -24,10 +24,12 @@ import optax
 from flax import nnx
 
 from lab10 import config as config_lib
-from lab10 import data, runs
+from lab10 import data, probes, runs
 
 EVAL_BATCH = 1000
 TRAIN_EVAL_SIZE = 10_000  # training examples re-scored in eval mode each epoch (train vs test gap)
+STATS_FILE = "stats.jsonl"  # --log_stats_every: one record per logged step
+HISTOGRAMS_FILE = "stats_histograms.npz"  # --log_histograms: counts per logged step and layer
 
 
 class TrainState(NamedTuple):
@@ -47,9 +49,10 @@ class Diverged(RuntimeError):
     self.epoch, self.step = epoch, step
 
 
-def loss_fn(model, batch: dict, *, train: bool, dropout_key: jax.Array | None = None):
-  """Mean softmax cross-entropy on logits; aux = (logits, per-layer activations)."""
-  logits, acts = model.forward(batch["x"], train=train, dropout_key=dropout_key)
+def loss_fn(model, batch: dict, *, train: bool, dropout_key: jax.Array | None = None, taps: dict | None = None):
+  """Mean softmax cross-entropy on logits; aux = (logits, per-layer activations). ``taps`` are added
+  to the pre-activations (zeros: differentiate w.r.t. them for ∂L/∂z)."""
+  logits, acts = model.forward(batch["x"], train=train, dropout_key=dropout_key, taps=taps)
   loss = optax.softmax_cross_entropy_with_integer_labels(logits, batch["y"]).mean()
   return loss, (logits, acts)
 
@@ -60,24 +63,69 @@ def init_state(model: nnx.Module, tx: optax.GradientTransformation, dropout_key:
   return graphdef, state
 
 
+def _step(graphdef, tx: optax.GradientTransformation, state: TrainState, batch: dict, taps: dict | None):
+  """One update; returns (state, metrics, trace) with trace = (acts, ∂L/∂taps, grads, updates)."""
+
+  def objective(params, taps):
+    # Fresh Variables for this trace: batch norm mutates its statistics during the forward pass.
+    model = nnx.merge(graphdef, params, jax.tree.map(lambda v: v, state.rest))
+    key = jax.random.fold_in(state.dropout_key, state.step)
+    loss, (logits, acts) = loss_fn(model, batch, train=True, dropout_key=key, taps=taps)
+    _, _, rest = nnx.split(model, nnx.Param, ...)  # batch-norm statistics after this step
+    return loss, (logits, acts, rest)
+
+  (loss, (logits, acts, rest)), (grads, deltas) = jax.value_and_grad(
+      objective, argnums=(0, 1), has_aux=True)(state.params, taps)
+  updates, opt_state = tx.update(grads, state.opt_state, state.params)
+  params = optax.apply_updates(state.params, updates)
+  accuracy = jnp.mean(jnp.argmax(logits, -1) == batch["y"])
+  new_state = TrainState(params, rest, opt_state, state.step + 1, state.dropout_key)
+  return new_state, {"loss": loss, "accuracy": accuracy}, (acts, deltas, grads, updates)
+
+
 def make_train_step(graphdef, tx: optax.GradientTransformation) -> Callable:
   """``train_step(state, batch) -> (state, metrics)``, pure; jit it or scan it."""
 
   def train_step(state: TrainState, batch: dict):
-    def objective(params):
-      # Fresh Variables for this trace: batch norm mutates its statistics during the forward pass.
-      model = nnx.merge(graphdef, params, jax.tree.map(lambda v: v, state.rest))
-      key = jax.random.fold_in(state.dropout_key, state.step)
-      loss, (logits, _) = loss_fn(model, batch, train=True, dropout_key=key)
-      _, _, rest = nnx.split(model, nnx.Param, ...)  # batch-norm statistics after this step
-      return loss, (logits, rest)
+    return _step(graphdef, tx, state, batch, None)[:2]
 
-    (loss, (logits, rest)), grads = jax.value_and_grad(objective, has_aux=True)(state.params)
-    updates, opt_state = tx.update(grads, state.opt_state, state.params)
-    params = optax.apply_updates(state.params, updates)
-    accuracy = jnp.mean(jnp.argmax(logits, -1) == batch["y"])
-    new_state = TrainState(params, rest, opt_state, state.step + 1, state.dropout_key)
-    return new_state, {"loss": loss, "accuracy": accuracy}
+  return train_step
+
+
+def make_logged_train_step(graphdef, tx: optax.GradientTransformation, every: int, *,
+                           bounds: tuple[float, float] | None = None, edges: np.ndarray | None = None) -> Callable:
+  """``make_train_step`` that also returns per-layer statistics (``probes.layer_stats`` keys) in
+  ``metrics["stats"]`` on the steps where ``step % every == 0`` (zeros elsewhere, ``metrics["logged"]``
+  says which), and activation histograms in ``metrics["histograms"]`` when ``edges`` are given.
+
+  The statistics are those of the training step itself — train mode: the dropout masks and
+  batch-norm batch statistics the update used (``post`` is taken before dropout, but with dropout
+  the next layer's z sees the masked, rescaled h). A separate dropout-free pass would double the
+  cost of a logged step, and the gradients measured are then exactly those the optimizer applied.
+  """
+
+  def logged(state: TrainState, batch: dict):
+    model = nnx.merge(graphdef, state.params, jax.tree.map(lambda v: v, state.rest))
+    new_state, metrics, (acts, deltas, grads, updates) = _step(
+        graphdef, tx, state, batch, probes.zero_taps(model, batch["x"]))
+    names = list(acts)
+    metrics["stats"] = probes.layer_stats(
+        acts, deltas, bounds=bounds, kernels=probes.layer_kernels(state.params, names),
+        grads=probes.layer_kernels(grads, names), updates=probes.layer_kernels(updates, names))
+    if edges is not None:
+      metrics["histograms"] = probes.activation_histograms(acts, jnp.asarray(edges))
+    return new_state, metrics
+
+  def plain(state: TrainState, batch: dict):
+    new_state, metrics, _ = _step(graphdef, tx, state, batch, None)
+    shapes = jax.eval_shape(logged, state, batch)[1]
+    zeros = {k: jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), v) for k, v in shapes.items() if k not in metrics}
+    return new_state, {**metrics, **zeros}
+
+  def train_step(state: TrainState, batch: dict):
+    log_now = state.step % every == 0
+    new_state, metrics = jax.lax.cond(log_now, logged, plain, state, batch)
+    return new_state, {**metrics, "logged": log_now}
 
   return train_step
 
@@ -131,6 +179,29 @@ def _first_nonfinite(losses: np.ndarray) -> int | None:
   return int(bad[0]) if bad.size else None
 
 
+def _train_step_for(config: config_lib.Config, graphdef, tx, edges: np.ndarray | None) -> Callable:
+  if not config.log_stats_every:
+    return make_train_step(graphdef, tx)
+  bounds = config_lib.activation_bounds(config)
+  return make_logged_train_step(graphdef, tx, config.log_stats_every, bounds=bounds, edges=edges)
+
+
+def _log_stats(workdir: Path, epoch: int, first_step: int, steps: dict, histograms: dict[str, list],
+               edges: np.ndarray | None) -> None:
+  """Append one stats.jsonl record per logged step of the epoch (host arrays, already read); with
+  histograms, rewrite stats_histograms.npz with every logged step so far."""
+  logged = np.flatnonzero(steps["logged"])
+  runs.extend_jsonl(workdir / STATS_FILE, [
+      {"epoch": epoch, "step": first_step + int(i), "loss": float(steps["loss"][i]),
+       **{k: float(v[i]) for k, v in steps["stats"].items()}} for i in logged])
+  if "histograms" in steps:
+    histograms.setdefault("step", []).append(first_step + logged)
+    for name, counts in steps["histograms"].items():
+      histograms.setdefault(name, []).append(counts[logged])
+    arrays = {k: np.concatenate(v) for k, v in histograms.items()}
+    runs.write_npz(workdir / HISTOGRAMS_FILE, {**arrays, "edges": edges})
+
+
 def fit(config: config_lib.Config, dataset: data.Dataset | None = None, *, verbose: bool = True) -> Path:
   """Train as ``config`` says, writing config.json, metrics.jsonl and summary.json; return the workdir.
 
@@ -158,7 +229,8 @@ def fit(config: config_lib.Config, dataset: data.Dataset | None = None, *, verbo
                   "val": 0 if ds.val_y is None else len(ds.val_y), "input_shape": list(ds.input_shape)},
       "environment": runs.environment()})
 
-  run_epoch = make_epoch(make_train_step(graphdef, tx), config.batch_size)
+  edges = probes.histogram_edges(config_lib.activation_bounds(config)) if config.log_histograms else None
+  run_epoch = make_epoch(_train_step_for(config, graphdef, tx, edges), config.batch_size)
   evaluate = make_evaluate(graphdef)
   x, y = jax.device_put(ds.train_x), jax.device_put(ds.train_y)
   eval_sets = {"test": (ds.test_x, ds.test_y), "train_eval": (ds.train_x[:TRAIN_EVAL_SIZE], ds.train_y[:TRAIN_EVAL_SIZE])}
@@ -168,6 +240,9 @@ def fit(config: config_lib.Config, dataset: data.Dataset | None = None, *, verbo
 
   metrics_path = workdir / "metrics.jsonl"
   metrics_path.unlink(missing_ok=True)
+  for stale in (STATS_FILE, HISTOGRAMS_FILE):
+    (workdir / stale).unlink(missing_ok=True)
+  histograms: dict[str, list] = {}
   start = time.perf_counter()
   record = {}
   for epoch in range(1, config.epochs + 1):
@@ -180,6 +255,8 @@ def fit(config: config_lib.Config, dataset: data.Dataset | None = None, *, verbo
     for split, s in scores.items():
       record[f"{split}_loss"], record[f"{split}_accuracy"] = float(s["loss"]), float(s["accuracy"])
     runs.append_jsonl(metrics_path, record)
+    if "stats" in steps:
+      _log_stats(workdir, epoch, int(state.step) - len(steps["loss"]), steps, histograms, edges)
     if verbose:
       text = f"loss {record['train_loss']:.4f} test acc {record['test_accuracy']:.4f} ({time.perf_counter() - t0:.1f}s)"
       runs.progress(epoch, config.epochs, text)

@@ -1,0 +1,236 @@
+"""Per-layer statistics of signals, back-propagated gradients, weights and updates; the at-init probe.
+
+One small function per kind of tensor is mapped over the layers, and the results are
+flattened into keys ``<group>/<layer>/<stat>`` (layers ``dense_i`` / ``conv_i``, plus
+``head`` for weights). Moments pool every element of a layer's tensor — examples,
+positions (conv) and units alike:
+
+=========================================  ==========================================================
+``forward/L/pre_mean``, ``pre_var``        mean, variance of the pre-activation z
+``forward/L/act_mean``, ``act_var``        mean, variance of h = φ(z) (before dropout)
+``forward/L/act_abs_p98``                  98th percentile of |h| (Glorot & Bengio 2010, Fig. 3),
+                                           linear interpolation as ``np.percentile``
+``forward/L/saturated``                    fraction of h within ``SATURATION_MARGIN`` (1%) of the
+                                           activation's range from either bound: sigmoid h < 0.01 or
+                                           > 0.99, tanh/softsign |h| > 0.98. Only for bounded activations.
+``forward/L/dead``                         fraction of units (channels) whose z ≤ 0 for every example
+                                           (and position) of the batch: dead ReLUs; for other
+                                           activations, units that are never in their positive regime
+``backward/L/grad_mean``, ``grad_var``     mean, variance of δ = ∂L/∂z, the quantity of Glorot's Eq. 6
+                                           and He's Eq. 13 (taken through ``taps``)
+``grads/L/norm``, ``grads/L/var``          ‖∂L/∂W‖₂ and the variance of its entries (kernels only)
+``params/L/norm``                          ‖W‖₂
+``updates/L/norm``, ``updates/L/ratio``    ‖ΔW‖₂ and ‖ΔW‖₂ / ‖W‖₂ (W before the update)
+=========================================  ==========================================================
+
+Everything is computed on device; only these scalars (and, when asked, fixed-bin histograms)
+reach the host.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import nnx
+
+from lab10 import config as config_lib
+
+Bounds = tuple[float, float] | None
+SATURATION_MARGIN = 0.01  # saturated: within 1% of the activation's range from a bound
+P98 = 98.0
+
+
+# --- one tensor → a few scalars -----------------------------------------------------------------
+
+
+def moments(x: jax.Array) -> tuple[jax.Array, jax.Array]:
+  """Mean and (population) variance of all elements: μ = Σx/N, σ² = Σ(x − μ)²/N."""
+  mean = jnp.mean(x)
+  return mean, jnp.mean(jnp.square(x - mean))
+
+
+def abs_percentile(x: jax.Array, q: float = P98) -> jax.Array:
+  """The q-th percentile of |x| over all N elements, interpolated linearly like ``np.percentile``:
+  with s the ascending sort and p = q/100·(N − 1), s[⌊p⌋] + (p − ⌊p⌋)(s[⌊p⌋+1] − s[⌊p⌋]).
+
+  No sort: s[k] is found exactly by bisection on the float32 bit pattern (monotone for x ≥ 0),
+  31 counting passes, which XLA on CPU runs far faster than ``sort`` or ``top_k``.
+  """
+  a = jnp.abs(x).reshape(-1).astype(jnp.float32)
+  n = a.shape[0]
+  pos = q / 100.0 * (n - 1)
+  lo = int(np.floor(pos))
+  bits = jax.lax.bitcast_convert_type(a, jnp.int32)
+
+  def halve(_, bracket):  # invariant: count(bits ≤ low) ≤ lo < count(bits ≤ high)
+    low, high = bracket
+    mid = low + (high - low) // 2
+    above = jnp.sum(bits <= mid) > lo
+    return jnp.where(above, low, mid), jnp.where(above, mid, high)
+
+  _, kth_bits = jax.lax.fori_loop(0, 32, halve, (jnp.int32(-1), jnp.max(bits)))
+  below = jax.lax.bitcast_convert_type(kth_bits, jnp.float32)  # s[lo]
+  # s[lo + 1] is s[lo] again if it is repeated, else the smallest value above it.
+  repeated = jnp.sum(bits <= kth_bits) > lo + 1
+  above = jnp.where(repeated | (lo + 1 >= n), below, jnp.min(jnp.where(a > below, a, jnp.inf)))
+  return below + (pos - lo) * (above - below)
+
+
+def forward_stats(pre: jax.Array, post: jax.Array, bounds: Bounds = None) -> dict[str, jax.Array]:
+  """Statistics of one layer's z (``pre``) and h = φ(z) (``post``); the module docstring defines them."""
+  pre_mean, pre_var = moments(pre)
+  act_mean, act_var = moments(post)
+  never_positive = jnp.all(pre.reshape(-1, pre.shape[-1]) <= 0, axis=0)
+  stats = {"pre_mean": pre_mean, "pre_var": pre_var, "act_mean": act_mean, "act_var": act_var,
+           "act_abs_p98": abs_percentile(post), "dead": jnp.mean(never_positive)}
+  if bounds is not None:
+    lo, hi = bounds
+    margin = SATURATION_MARGIN * (hi - lo)
+    stats["saturated"] = jnp.mean((post < lo + margin) | (post > hi - margin))
+  return stats
+
+
+def backward_stats(delta: jax.Array) -> dict[str, jax.Array]:
+  """Mean and variance of the back-propagated gradient δ = ∂L/∂z of one layer."""
+  grad_mean, grad_var = moments(delta)
+  return {"grad_mean": grad_mean, "grad_var": grad_var}
+
+
+def weight_stats(kernel: jax.Array, grad: jax.Array | None = None,
+                 update: jax.Array | None = None) -> dict[str, dict[str, jax.Array]]:
+  """``{"params": {norm}, "grads": {norm, var}, "updates": {norm, ratio}}`` of one kernel."""
+  norm = jnp.linalg.norm(kernel.reshape(-1))
+  out = {"params": {"norm": norm}}
+  if grad is not None:
+    out["grads"] = {"norm": jnp.linalg.norm(grad.reshape(-1)), "var": moments(grad)[1]}
+  if update is not None:
+    update_norm = jnp.linalg.norm(update.reshape(-1))
+    out["updates"] = {"norm": update_norm, "ratio": update_norm / norm}
+  return out
+
+
+def histogram(x: jax.Array, edges: jax.Array) -> jax.Array:
+  """Counts of x in the fixed bins ``edges`` (len B + 1, ascending, equal widths); values outside
+  the edges are counted in the first or last bin, so the counts sum to ``x.size``."""
+  bins = edges.shape[0] - 1
+  index = jnp.floor((x.reshape(-1) - edges[0]) / (edges[-1] - edges[0]) * bins).astype(jnp.int32)
+  return jnp.zeros(bins, jnp.int32).at[jnp.clip(index, 0, bins - 1)].add(1)
+
+
+def histogram_edges(bounds: Bounds, bins: int = 50) -> np.ndarray:
+  """Fixed edges for activation histograms: the activation's range if bounded, else [−5, 5]."""
+  lo, hi = bounds if bounds is not None else (-5.0, 5.0)
+  return np.linspace(lo, hi, bins + 1, dtype=np.float32)
+
+
+# --- layers → flat keys -------------------------------------------------------------------------
+
+
+def layer_kernels(tree, layer_names: Sequence[str]) -> dict[str, jax.Array]:
+  """The kernel of each hidden layer (by name) and of ``head`` from a params-shaped ``nnx.State``
+  (parameters, gradients or updates)."""
+  kernels = {name: tree["blocks"][i]["layer"]["kernel"][...] for i, name in enumerate(layer_names)}
+  kernels["head"] = tree["head"]["kernel"][...]
+  return kernels
+
+
+def flatten(nested: dict[str, dict[str, dict[str, jax.Array]]]) -> dict[str, jax.Array]:
+  """``{group: {layer: {stat: v}}}`` → ``{"group/layer/stat": v}``."""
+  return {f"{group}/{layer}/{stat}": value for group, layers in nested.items()
+          for layer, stats in layers.items() for stat, value in stats.items()}
+
+
+def layer_stats(acts: dict, deltas: dict | None = None, *, bounds: Bounds = None, kernels: dict | None = None,
+                grads: dict | None = None, updates: dict | None = None) -> dict[str, jax.Array]:
+  """Flat per-layer statistics from per-layer tensors: ``acts[L] = {"pre", "post"}``, ``deltas[L]`` =
+  ∂L/∂z, and ``kernels`` / ``grads`` / ``updates`` as returned by ``layer_kernels``."""
+  nested = {"forward": {name: forward_stats(a["pre"], a["post"], bounds) for name, a in acts.items()}}
+  if deltas is not None:
+    nested["backward"] = {name: backward_stats(d) for name, d in deltas.items()}
+  for name, kernel in (kernels or {}).items():
+    per_kernel = weight_stats(kernel, None if grads is None else grads[name],
+                              None if updates is None else updates[name])
+    for group, stats in per_kernel.items():
+      nested.setdefault(group, {})[name] = stats
+  return flatten(nested)
+
+
+def activation_histograms(acts: dict, edges: jax.Array) -> dict[str, jax.Array]:
+  """``{layer: counts}`` of each layer's h = φ(z) in the bins ``edges``."""
+  return {name: histogram(a["post"], edges) for name, a in acts.items()}
+
+
+def zero_taps(model, x: jax.Array) -> dict[str, jax.Array]:
+  """Zeros shaped like every hidden layer's z, to pass as ``taps`` (their gradient is ∂L/∂z)."""
+  shapes = jax.eval_shape(lambda x: model.forward(x)[1], x)
+  return {name: jnp.zeros(s["pre"].shape, s["pre"].dtype) for name, s in shapes.items()}
+
+
+# --- at initialisation --------------------------------------------------------------------------
+
+
+def init_stats(model, batch: dict, *, bounds: Bounds = None) -> dict[str, jax.Array]:
+  """Forward, backward, weight-gradient and parameter statistics of ``model`` on ``batch`` in eval
+  mode (no dropout, batch norm with its initial running statistics): the softmax cross-entropy
+  of ``batch["y"]`` is differentiated through zero ``taps``."""
+  graphdef, params, rest = nnx.split(model, nnx.Param, ...)
+  taps = zero_taps(model, batch["x"])
+
+  def loss(params, taps):
+    logits, acts = nnx.merge(graphdef, params, rest).forward(batch["x"], taps=taps)
+    return optax.softmax_cross_entropy_with_integer_labels(logits, batch["y"]).mean(), acts
+
+  (grads, deltas), acts = jax.grad(loss, argnums=(0, 1), has_aux=True)(params, taps)
+  names = list(acts)
+  return layer_stats(acts, deltas, bounds=bounds, kernels=layer_kernels(params, names),
+                     grads=layer_kernels(grads, names))
+
+
+def probe_init(build: Callable[[jax.Array], nnx.Module], batch: dict, keys: jax.Array, *,
+               bounds: Bounds = None) -> dict[str, np.ndarray]:
+  """``init_stats`` of the networks ``build(key)`` for every key in ``keys``, drawn and measured
+  in one compiled ``vmap``; returns each statistic's mean over the keys (the one host read)."""
+  per_seed = jax.jit(jax.vmap(lambda key: init_stats(build(key), batch, bounds=bounds)))(keys)
+  return {k: float(v) for k, v in jax.device_get(jax.tree.map(lambda v: jnp.mean(v, 0), per_seed)).items()}
+
+
+def jacobian_singular_values(model, x: jax.Array) -> dict[str, jax.Array]:
+  """Mean singular value of each layer Jacobian J_l = ∂z_{l+1}/∂z_l = W_{l+1}ᵀ diag(φ'(z_l)) of an
+  MLP, averaged over the examples of ``x`` (Glorot & Bengio 2010, §4.2.2: ≈ 0.5 with the standard
+  init vs ≈ 0.8 normalized, tanh). Keys ``jacobian/dense_l/mean_sv`` for l = 0 … depth − 2."""
+  _, acts = model.forward(x)
+  names = model.layer_names
+  out = {}
+  for i, (name, block) in enumerate(zip(names[:-1], model.blocks)):
+    slope = jax.vmap(jax.grad(block.activation))(acts[name]["pre"].reshape(-1)).reshape(acts[name]["pre"].shape)
+    kernel_next = model.blocks[i + 1].layer.kernel[...]
+    jacobians = slope[:, :, None] * kernel_next[None]  # (B, n_l, n_{l+1}); J_l is its transpose
+    out[f"jacobian/{name}/mean_sv"] = jnp.mean(jnp.linalg.svd(jacobians, compute_uv=False))
+  return out
+
+
+def probe_grid(activations: Sequence[str], inits: Sequence[str], depths: Sequence[int], widths: Sequence[int],
+               batch: dict, *, seeds: int = 4, num_classes: int = 10,
+               base: config_lib.Config = config_lib.Config()) -> list[dict]:
+  """``probe_init`` over activations × initializers × depths × widths (MLPs; other settings from
+  ``base``), averaged over ``seeds`` parameter draws. One row per network and hidden layer with that
+  layer's forward and backward statistics."""
+  rows = []
+  keys = jax.random.split(jax.random.key(base.seed), seeds)
+  for activation, init, depth, width in itertools.product(activations, inits, depths, widths):
+    c = config_lib.validate(config_lib.Config(**{**base.to_json(), "model": "mlp", "activation": activation,
+                                                  "init": init, "depth": depth, "width": (width,)}))
+    build = lambda key: config_lib.make_model(c, batch["x"].shape[1:], num_classes, nnx.Rngs(params=key))
+    stats = probe_init(build, batch, keys, bounds=config_lib.activation_bounds(c))
+    for layer in range(depth):
+      prefix = f"dense_{layer}"
+      row = {"activation": activation, "init": init, "depth": depth, "width": width, "layer": layer, "seeds": seeds}
+      row.update({k.split("/", 1)[0] + "/" + k.rsplit("/", 1)[1]: v for k, v in stats.items()
+                  if k.split("/")[1] == prefix})
+      rows.append(row)
+  return rows
