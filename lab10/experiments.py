@@ -142,7 +142,8 @@ VARIANCE_INITS: dict[str, dict] = {
 }
 
 
-def variance_vs_depth(width: int = 1000, depth: int = 30, batch: int = 200, seed: int = 0) -> Result:
+def variance_vs_depth(width: int = 1000, depth: int = 30, batch: int = 200, inits=tuple(VARIANCE_INITS),
+                      seed: int = 0) -> Result:
   """He et al. 2015 Eq. 9 (forward) and Eq. 13 (backward) for a ReLU MLP at init, per initializer.
 
   Forward: E[z_l²] relative to layer 1; backward: E[(∂L/∂z_l)²] relative to the top hidden layer, with
@@ -156,8 +157,8 @@ def variance_vs_depth(width: int = 1000, depth: int = 30, batch: int = 200, seed
     kx, kg = jax.random.split(jax.random.key(seed + 1))
     x = jax.random.normal(kx, (batch, width), jnp.float64)
     g = jax.random.normal(kg, (batch, 10), jnp.float64)
-    for label, init in VARIANCE_INITS.items():
-      c = _mlp_config(depth=depth, width=(width,), activation="relu", **init)
+    for label in inits:
+      c = _mlp_config(depth=depth, width=(width,), activation="relu", **VARIANCE_INITS[label])
       model = _model(c, (width,), seed)
       stats = backprop(model, x, lambda logits: jnp.sum(logits * g))
       z2 = np.array([float(jnp.mean(stats[n]["pre"] ** 2)) for n in model.layer_names])
@@ -169,7 +170,7 @@ def variance_vs_depth(width: int = 1000, depth: int = 30, batch: int = 200, seed
       theory_f[label] = _f(factor ** np.arange(depth))
       theory_b[label] = _f(factor ** (depth - np.array(layers)))
   claims = {}
-  for label in VARIANCE_INITS:
+  for label in inits:
     claims[f"{label}: forward E[z_{depth}²]/E[z_1²]"] = forward[label][-1]
     claims[f"{label}: backward E[δ_1²]/E[δ_{depth}²]"] = backward[label][0]
     claims[f"{label}: theory per-layer factor ½·n·Var[W]"] = factors[label]
@@ -214,7 +215,7 @@ def _histograms(values: dict, key: str, bins: int, limit: float | None = None) -
   return hists, stds
 
 
-def _glorot_figure(key: str, xlabel: str, title: str, limit: float | None, logy: bool, data_dir,
+def _glorot_figure(key: str, xlabel: str, quantity: str, title: str, limit: float | None, logy: bool, data_dir,
                    width: int, depth: int, n_examples: int, seed: int, bins: int) -> Result:
   values = _glorot_tanh_at_init(data_dir, width, depth, n_examples, seed, bins)
   hists, stds = _histograms(values, key, bins, limit)
@@ -222,7 +223,7 @@ def _glorot_figure(key: str, xlabel: str, title: str, limit: float | None, logy:
   for panel, per_layer in stds.items():
     s = list(per_layer.values())
     for layer, v in per_layer.items():
-      claims[f"{panel}: std of {xlabel}, {layer}"] = v
+      claims[f"{panel}: std of {quantity}, {layer}"] = v
     claims[f"{panel}: std ratio layer {depth} / layer 1"] = s[-1] / s[0]
     claims[f"{panel}: max/min std over layers"] = max(s) / min(s)
   return Result(
@@ -235,14 +236,14 @@ def _glorot_figure(key: str, xlabel: str, title: str, limit: float | None, logy:
 def glorot_fig6_activations(data_dir=None, width: int = 1000, depth: int = 5, n_examples: int = 300,
                             seed: int = 0, bins: int = 81) -> Result:
   """Glorot & Bengio 2010 Fig. 6: per-layer histograms of tanh activations at init."""
-  return _glorot_figure("post", "activation value h = tanh(z)", "Glorot & Bengio Fig. 6: tanh activations at init",
+  return _glorot_figure("post", "activation value h = tanh(z)", "h", "Glorot & Bengio Fig. 6: tanh activations at init",
                         1.0, False, data_dir, width, depth, n_examples, seed, bins)
 
 
 def glorot_fig7_backprop_gradients(data_dir=None, width: int = 1000, depth: int = 5, n_examples: int = 300,
                                    seed: int = 0, bins: int = 81) -> Result:
   """Glorot & Bengio 2010 Fig. 7: per-layer histograms of back-propagated gradients ∂L/∂z at init."""
-  return _glorot_figure("dz", r"back-propagated gradient $\partial L/\partial z$",
+  return _glorot_figure("dz", r"back-propagated gradient $\partial L/\partial z$", "∂L/∂z",
                         "Glorot & Bengio Fig. 7: back-propagated gradients at init",
                         None, True, data_dir, width, depth, n_examples, seed, bins)
 
@@ -250,7 +251,7 @@ def glorot_fig7_backprop_gradients(data_dir=None, width: int = 1000, depth: int 
 def glorot_fig8_weight_gradients(data_dir=None, width: int = 1000, depth: int = 5, n_examples: int = 300,
                                   seed: int = 0, bins: int = 81) -> Result:
   """Glorot & Bengio 2010 Fig. 8: per-layer histograms of weight gradients ∂L/∂W at init."""
-  return _glorot_figure("dw", r"weight gradient $\partial L/\partial W$",
+  return _glorot_figure("dw", r"weight gradient $\partial L/\partial W$", "∂L/∂W",
                         "Glorot & Bengio Fig. 8: weight gradients at init",
                         None, True, data_dir, width, depth, n_examples, seed, bins)
 
@@ -466,7 +467,8 @@ def dropout_overfitting(data_dir=None, n_train: int = 5000, epochs: int = 30, dr
 
 # --- 10. mean-field phase diagram ----------------------------------------------------------------
 
-# The mean-field maps live here until lab10/theory.py (issue 3) provides them.
+# Vectorised over (σ_w², σ_b²) grids, and with the correlation depth scale ξ_c, which lab10/theory.py's
+# scalar maps lack; tests/test_figures.py checks χ₁ against theory.chi1.
 _GH_Z, _GH_W = np.polynomial.hermite_e.hermegauss(61)
 _GH_W = _GH_W / math.sqrt(2 * math.pi)  # E over z ~ N(0, 1)
 _GH2_Z, _GH2_W = np.polynomial.hermite_e.hermegauss(25)
