@@ -61,6 +61,11 @@ Written only by `scripts/make_figures.py`, never by hand: each figure as PNG (20
 as JSON (`<name>.json`: the plotted data, the claims and the settings), and this file. Each entry below names the
 command and scale that produced it and the measured numbers backing its claim; tests/test_figures.py checks every
 claim at reduced scale.
+
+Full scale (each experiment's defaults; not measured yet, estimated 1.5–2 h on a 2-core CPU, most of it the
+activation zoo's 28 runs of 3 epochs on 60k images): `python scripts/make_figures.py --data_dir ../shared/data/mnist`.
+`--quick` (experiments.QUICK) took 679 s on the 2-core development machine while other jobs loaded it (load ≈ 9).
+`lab_accuracies` needs figures/labs.json from scripts/reproduce_labs.py and is skipped without it.
 """
 
 
@@ -124,7 +129,10 @@ def main(argv=None) -> int:
     if path.exists():
       record = json.loads(path.read_text())
       entries.append(_entry(name, mirrors, experiment.__doc__.split("\n\n")[0].strip(), record))
-  (out / "README.md").write_text(README_HEAD + "\n" + "\n".join(entries))
+  scales = {"--quick" if json.loads((out / f"{n}.json").read_text())["quick"] else "full"
+            for n in FIGURES if (out / f"{n}.json").exists()}
+  scale = f"**Scale of the figures below: {' and '.join(sorted(scales))}.**\n" if scales else ""
+  (out / "README.md").write_text(README_HEAD + "\n" + scale + "\n" + "\n".join(entries))
   print(f"wrote {len(names)} figure(s) and {out / 'README.md'} in {time.perf_counter() - total:.0f}s", flush=True)
   return 0
 
