@@ -1,0 +1,141 @@
+#!/usr/bin/env python
+"""Regenerate the paper-style figures in figures/: PNG + PDF + the data (JSON) per figure, and figures/README.md.
+
+Each figure's experiment lives in lab10/experiments.py, its drawing in lab10/plotting.py; --quick runs the
+smaller scale of experiments.QUICK. The README entry of each figure is generated from its measured data.
+"""
+
+import argparse
+import inspect
+import json
+import sys
+import time
+from pathlib import Path
+
+from lab10 import experiments, plotting, runs
+
+# name → (experiment, drawing, the paper figure or claim it mirrors)
+FIGURES = {
+    "variance_vs_depth": (experiments.variance_vs_depth, plotting.variance_vs_depth,
+                          "He et al. 2015, Eq. 9 and 13 (§2.2): with ReLU, ½·n·Var[W] = 1 keeps forward and "
+                          "backward variances flat over depth; Var 1/n shrinks them by ½ per layer "
+                          "(≈ 2⁻²⁹ ≈ 1.9e−9 over 30 layers)."),
+    "glorot_fig6_activations": (experiments.glorot_fig6_activations, plotting.layer_histograms,
+                                "Glorot & Bengio 2010, Fig. 6: under standard init the tanh activation "
+                                "histograms narrow with depth; under normalized init they stay similar."),
+    "glorot_fig7_backprop_gradients": (experiments.glorot_fig7_backprop_gradients, plotting.layer_histograms,
+                                       "Glorot & Bengio 2010, Fig. 7: under standard init back-propagated "
+                                       "gradients shrink toward the input (≈ ×1/√3 per layer); under normalized "
+                                       "init they stay level."),
+    "glorot_fig8_weight_gradients": (experiments.glorot_fig8_weight_gradients, plotting.layer_histograms,
+                                     "Glorot & Bengio 2010, Fig. 8: weight-gradient spread is similar across "
+                                     "layers (with normalized init, the same at every layer)."),
+    "glorot_fig2_sigmoid_saturation": (experiments.glorot_fig2_sigmoid_saturation, plotting.activation_trajectories,
+                                       "Glorot & Bengio 2010, Fig. 2: with sigmoid and standard init the top "
+                                       "hidden layer saturates toward 0 early while lower layers stay near or "
+                                       "above 0.5."),
+    "he_fig3_deep_relu": (experiments.he_fig3_deep_relu, plotting.curves,
+                          "He et al. 2015, Fig. 3: a 30-layer ReLU net with Xavier init stalls (\"its gradients are "
+                          "all diminishing\"), with He init it converges."),
+    "lab10_sigmoid_vs_relu": (experiments.lab10_sigmoid_vs_relu, plotting.curves,
+                              "Lab 10's story (sigmoid → ReLU): the gradient reaching the first layer of a deep "
+                              "sigmoid net is orders of magnitude smaller than the last layer's; with ReLU it is not."),
+    "activation_zoo": (experiments.activation_zoo, plotting.heatmaps,
+                       "Lab 10's exercise \"try other activations and initializers\": which pairs train, and how "
+                       "balanced the gradient is from first to last layer at init."),
+    "dropout_overfitting": (experiments.dropout_overfitting, plotting.curves,
+                            "Lab 10-5: dropout narrows the train–test gap of the deep MLP."),
+    "meanfield_phase_diagram": (experiments.meanfield_phase_diagram, plotting.phase_diagram,
+                                "Poole et al. 2016 / Schoenholz et al. 2017: tanh χ₁ = 1 line (σ_b² = 0.05 → "
+                                "σ_w² ≈ 1.76), depth scale ξ_c, trainable up to ≈ 6ξ_c."),
+    "selu_self_normalization": (experiments.selu_self_normalization, plotting.self_normalization,
+                                "Klambauer et al. 2017: (mean 0, variance 1) attracts SELU + LeCun activations from "
+                                "inputs with mean 0.5 and variance 4 (|mean|, |var − 1| < 0.05 by layer 16–32)."),
+    "lab_accuracies": (experiments.lab_accuracies, plotting.accuracy_bars,
+                       "The seed labs (Deep Learning Zero To All, Lab 10): published test accuracies of TF1, TF2 "
+                       "and PyTorch versions beside ours."),
+}
+README_HEAD = """# figures/
+
+Written only by `scripts/make_figures.py`, never by hand: each figure as PNG (200 dpi) and PDF, the data behind it
+as JSON (`<name>.json`: the plotted data, the claims and the settings), and this file. Each entry below names the
+command and scale that produced it and the measured numbers backing its claim; tests/test_figures.py checks every
+claim at reduced scale.
+
+Full scale (each experiment's defaults; not measured yet, estimated 1.5–2 h on a 2-core CPU, most of it the
+activation zoo's 28 runs of 3 epochs on 60k images): `python scripts/make_figures.py --data_dir ../shared/data/mnist`.
+`--quick` (experiments.QUICK) took 679 s on the 2-core development machine while other jobs loaded it (load ≈ 9).
+`lab_accuracies` needs figures/labs.json from scripts/reproduce_labs.py and is skipped without it.
+"""
+
+
+def _command(argv) -> str:
+  return " ".join(["python scripts/make_figures.py", *argv])
+
+
+def _entry(name: str, mirrors: str, doc: str, record: dict) -> str:
+  claims = "\n".join(f"| {k} | {v:.4g} |" if isinstance(v, float) else f"| {k} | {v} |"
+                     for k, v in record["claims"].items())
+  return (f"## {name}\n\n![{name}]({name}.png)\n\n{doc}\n\n**Mirrors:** {mirrors}\n\n"
+          f"**Produced by:** `{record['command']}` ({'--quick' if record['quick'] else 'full'} scale, "
+          f"{record['wall_time_s']:.0f} s). {record['setting']}\n\n| measured | value |\n|---|---|\n{claims}\n")
+
+
+def main(argv=None) -> int:
+  argv = sys.argv[1:] if argv is None else argv
+  p = argparse.ArgumentParser(description=__doc__)
+  p.add_argument("--only", default=None, help=f"comma-separated figure names: {', '.join(FIGURES)}")
+  p.add_argument("--quick", action="store_true", help="smaller scale (experiments.QUICK), minutes on a CPU")
+  p.add_argument("--data_dir", default=None, help="folder with the MNIST IDX files")
+  p.add_argument("--out", default="figures")
+  args = p.parse_args(argv)
+  names = args.only.split(",") if args.only else list(FIGURES)
+  unknown = [n for n in names if n not in FIGURES]
+  if unknown:
+    print(f"error: unknown figure(s) {', '.join(unknown)}; choose from: {', '.join(FIGURES)}", file=sys.stderr)
+    return 2
+  out = Path(args.out)
+  out.mkdir(parents=True, exist_ok=True)
+  print(runs.device_summary(), flush=True)
+  total = time.perf_counter()
+  for name in names:
+    experiment, draw, _ = FIGURES[name]
+    kwargs = dict(experiments.QUICK[name]) if args.quick else {}
+    if "data_dir" in inspect.signature(experiment).parameters:
+      kwargs["data_dir"] = args.data_dir
+    if name == "lab_accuracies":
+      kwargs["labs_json"] = str(out / "labs.json")
+    start = time.perf_counter()
+    try:
+      result = experiment(**kwargs)
+    except experiments.Skipped as e:
+      print(f"{name}: skipped: {e}", flush=True)
+      continue
+    wall = time.perf_counter() - start
+    with plotting.style():
+      fig = draw(**result.data)
+      fig.savefig(out / f"{name}.png", dpi=200)
+      fig.savefig(out / f"{name}.pdf")
+    plotting.close(fig)
+    runs.write_json(out / f"{name}.json", {
+        "name": name, "command": _command(argv), "quick": args.quick, "wall_time_s": wall,
+        "setting": result.setting, "claims": result.claims, "data": result.data})
+    print(f"{name}: {wall:.0f}s; " + "; ".join(f"{k} = {v:.4g}" for k, v in list(result.claims.items())[:4]),
+          flush=True)
+  # The README covers every figure whose data is in --out, so --only updates one entry and keeps the rest.
+  entries = []
+  for name, (experiment, _, mirrors) in FIGURES.items():
+    path = out / f"{name}.json"
+    if path.exists():
+      record = json.loads(path.read_text())
+      entries.append(_entry(name, mirrors, experiment.__doc__.split("\n\n")[0].strip(), record))
+  scales = {"--quick" if json.loads((out / f"{n}.json").read_text())["quick"] else "full"
+            for n in FIGURES if (out / f"{n}.json").exists()}
+  scale = f"**Scale of the figures below: {' and '.join(sorted(scales))}.**\n" if scales else ""
+  (out / "README.md").write_text(README_HEAD + "\n" + scale + "\n" + "\n".join(entries))
+  print(f"wrote {len(names)} figure(s) and {out / 'README.md'} in {time.perf_counter() - total:.0f}s", flush=True)
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())

@@ -1,0 +1,168 @@
+"""Each figure's claim, checked as numbers at reduced scale, and make_figures.py end to end."""
+
+import json
+import math
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from lab10 import experiments
+
+from conftest import ROOT
+
+
+def _spread(stds: dict) -> float:
+  """Largest relative deviation of a layer's std from the mean over layers."""
+  s = np.array(list(stds.values()))
+  return float(np.max(np.abs(s / s.mean() - 1)))
+
+
+def test_variance_vs_depth_follows_he_eq9():
+  inits = ("N(0, 1)", "Xavier / LeCun, Var 1/n", "He fan_in, Var 2/n_in", "orthogonal")
+  r = experiments.variance_vs_depth(width=128, depth=16, batch=32, inits=inits)
+  fwd, bwd = r.data["forward"], r.data["backward"]
+  for label in ("He fan_in, Var 2/n_in",):
+    assert 1 / 3 < fwd[label][-1] < 3 and 1 / 3 < bwd[label][0] < 3, (label, fwd[label][-1], bwd[label][0])
+  # Var 1/n halves E[z²] per layer: 2^-15 over 16 layers (within a factor 5 at width 128; 2^-29 at depth 30).
+  for label in ("Xavier / LeCun, Var 1/n", "orthogonal"):
+    assert abs(math.log10(fwd[label][-1] / 2.0**-15)) < math.log10(5), (label, fwd[label][-1])
+    assert abs(math.log10(bwd[label][0] / 2.0**-15)) < math.log10(5), (label, bwd[label][0])
+  # N(0, 1) grows by ½·128 = 64 per layer.
+  assert abs(math.log10(fwd["N(0, 1)"][-1] / 64.0**15)) < 2
+
+
+@pytest.fixture(scope="module")
+def glorot(mnist_dir):
+  kw = dict(data_dir=mnist_dir, width=500, n_examples=200)
+  return {"fig6": experiments.glorot_fig6_activations(**kw), "fig7": experiments.glorot_fig7_backprop_gradients(**kw),
+          "fig8": experiments.glorot_fig8_weight_gradients(**kw)}
+
+
+def test_glorot_fig6_activations_narrow_under_standard_init_only(glorot):
+  stds = glorot["fig6"].data["stds"]
+  standard = list(stds["standard U[±1/√n]"].values())
+  assert all(b < 0.75 * a for a, b in zip(standard, standard[1:])), standard
+  assert _spread(stds["normalized (Xavier)"]) < 0.25, stds["normalized (Xavier)"]
+
+
+def test_glorot_fig7_backprop_gradients_shrink_toward_input_under_standard_init_only(glorot):
+  stds = glorot["fig7"].data["stds"]
+  standard = list(stds["standard U[±1/√n]"].values())
+  assert all(a < 0.75 * b for a, b in zip(standard, standard[1:])), standard
+  assert standard[0] / standard[-1] < 0.25  # paper (sim): ≈ 0.10 over 5 layers
+  assert _spread(stds["normalized (Xavier)"]) < 0.25, stds["normalized (Xavier)"]
+
+
+def test_glorot_fig8_weight_gradients_similar_across_layers(glorot):
+  stds = glorot["fig8"].data["stds"]
+  assert _spread(stds["normalized (Xavier)"]) < 0.25, stds["normalized (Xavier)"]
+  assert _spread(stds["standard U[±1/√n]"]) < 0.25, stds["standard U[±1/√n]"]
+  # histograms are normalised densities over the panel's bins
+  edges, counts = glorot["fig8"].data["panels"]["normalized (Xavier)"]["layer 1"]
+  assert len(edges) == len(counts) + 1 and sum(counts) > 0.99 * 784 * 500  # all but the 0.1% tails
+
+
+def test_glorot_fig2_top_sigmoid_layer_saturates_early(mnist_dir):
+  r = experiments.glorot_fig2_sigmoid_saturation(data_dir=mnist_dir, steps=400, every=200)
+  mean = r.data["mean"]
+  top, lower = list(mean.values())[-1], list(mean.values())[:-1]
+  assert abs(top[0] - 0.5) < 0.05  # at init every sigmoid layer sits near 0.5
+  assert top[-1] < 0.1, top
+  assert all(min(m) > 0.45 for m in lower), lower
+
+
+def test_he_fig3_he_converges_where_xavier_stalls(mnist_dir):
+  r = experiments.he_fig3_deep_relu(data_dir=mnist_dir, steps=400, every=100, n_train=5000)
+  loss = r.data["panels"]["training loss"]
+  he, xavier = loss["He (Var 2/n)"][1], loss["Xavier (Var 1/n)"][1]
+  assert he[-1] < 1.0 and xavier[-1] > 2.0, (he, xavier)
+  # Xavier's first-layer gradient is far smaller than He's at init (He et al.: "diminishing").
+  assert r.claims["Xavier (Var 1/n): ‖∂L/∂W_1‖ at init"] < 1e-2 * r.claims["He (Var 2/n): ‖∂L/∂W_1‖ at init"]
+
+
+def test_sigmoid_gradient_vanishes_toward_input_relu_does_not(mnist_dir):
+  r = experiments.lab10_sigmoid_vs_relu(data_dir=mnist_dir, width=128, steps=100, every=50, n_train=2000)
+  sigmoid = r.claims["sigmoid: ‖∂L/∂W_1‖ / ‖∂L/∂W_8‖ at init"]
+  relu = r.claims["relu: ‖∂L/∂W_1‖ / ‖∂L/∂W_8‖ at init"]
+  assert sigmoid < 1e-2 and relu > 0.1, (sigmoid, relu)
+  assert r.claims["sigmoid: median over training of ‖∂L/∂W_1‖ / ‖∂L/∂W_8‖"] < 0.1 * \
+      r.claims["relu: median over training of ‖∂L/∂W_1‖ / ‖∂L/∂W_8‖"]
+
+
+def test_activation_zoo_heatmaps(mnist_dir):
+  r = experiments.activation_zoo(data_dir=mnist_dir, width=64, epochs=1, n_train=3000,
+                                 activations=("sigmoid", "relu"), inits=("normal N(0,1)", "He"))
+  acc = np.array(r.data["matrices"]["test accuracy"])
+  ratio = np.array(r.data["matrices"]["‖∂L/∂W_1‖ / ‖∂L/∂W_4‖ at init"])
+  assert acc.shape == ratio.shape == (2, 2)
+  assert acc[1, 1] > 0.6 and acc[1, 1] > acc[0, 0] + 0.2, acc  # relu + He beats sigmoid + N(0, 1) by far
+  assert ratio[0, 1] < 0.1 * ratio[1, 1], ratio  # sigmoid's first layer gets far less gradient than relu's
+
+
+def test_dropout_narrows_the_generalisation_gap(mnist_dir):
+  r = experiments.dropout_overfitting(data_dir=mnist_dir, n_train=1000, epochs=10, width=256)
+  without = r.claims["no dropout: test − train loss gap, mean of last 5 epochs"]
+  with_dropout = r.claims["dropout 0.5: test − train loss gap, mean of last 5 epochs"]
+  assert without > 1.5 * with_dropout, (without, with_dropout)
+  assert r.claims["no dropout: final train accuracy"] > 0.97
+
+
+def test_meanfield_theory_matches_reference():
+  import jax.numpy as jnp
+
+  from lab10 import theory
+
+  # The vectorised maps behind the phase diagram agree with lab10.theory's scalar ones.
+  for w2, b2 in ((1.0, 0.05), (2.5, 0.1)):
+    assert experiments._tanh_chi1(w2, b2) == pytest.approx(theory.chi1(jnp.tanh, w2, b2), rel=1e-4)
+  assert experiments._tanh_critical_sigma_w2(0.05) == pytest.approx(1.76, abs=0.01)
+  assert experiments._tanh_fixed_point(1.76, 0.05) == pytest.approx(0.57, abs=0.01)
+  assert experiments._tanh_chi1(1.0, 0.05) == pytest.approx(0.759, abs=0.002)
+  xi = experiments._tanh_depth_scale(np.array([1.0, 1.76, 4.0]), 0.05)
+  assert xi[0] == pytest.approx(-1 / math.log(0.759), rel=0.02)  # ordered phase: ξ_c = −1/ln χ₁
+  assert xi[1] > 50 > 10 > xi[2]  # diverges at the critical line, short in the chaotic phase
+
+
+def test_meanfield_trainability_near_criticality(mnist_dir):
+  r = experiments.meanfield_phase_diagram(data_dir=mnist_dir, depths=(30,), sigma_w2s=(0.7, 1.76), width=64,
+                                          steps=200, n_train=3000, resolution=8)
+  ordered, critical = r.data["trained"][2][0]
+  assert critical > 0.5 and ordered < 0.3, (ordered, critical)  # 30 layers ≫ 6ξ_c ≈ 11 at σ_w² = 0.7
+
+
+def test_selu_self_normalizes_from_off_fixed_point_inputs():
+  r = experiments.selu_self_normalization(width=500, depth=32, batch=100)
+  assert abs(r.claims["SELU + LeCun: mean at layer 32"]) < 0.05
+  assert abs(r.claims["SELU + LeCun: variance at layer 32"] - 1) < 0.05
+  assert r.claims["ReLU + He: mean at layer 32"] > 0.5  # no such fixed point without SELU
+  assert r.claims["tanh + Xavier: variance at layer 32"] < 0.1
+  assert r.data["mean"]["SELU + LeCun"][0] > 0.1  # it starts off the fixed point
+
+
+def test_lab_accuracies_reads_labs_json(tmp_path):
+  with pytest.raises(experiments.Skipped, match="not found; run scripts/reproduce_labs.py"):
+    experiments.lab_accuracies(str(tmp_path / "labs.json"))
+  rows = {"lab10-3-xavier": {"seeds": [0, 1], "test_accuracy_mean": 0.978, "test_accuracy_std": 0.001}}
+  (tmp_path / "labs.json").write_text(json.dumps({"presets": rows, "quick": False, "command": "x"}))
+  r = experiments.lab_accuracies(str(tmp_path / "labs.json"))
+  assert r.data["ours_mean"] == [0.978] and r.data["published"]["TF1"] == [0.9783]
+
+
+def test_make_figures_quick_writes_png_pdf_data_and_readme(tmp_path):
+  result = subprocess.run([sys.executable, str(ROOT / "scripts" / "make_figures.py"), "--quick", "--only",
+                           "selu_self_normalization,lab_accuracies", "--out", str(tmp_path)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=600)
+  assert result.returncode == 0, result.stderr
+  assert "lab_accuracies: skipped:" in result.stdout
+  for ext in ("png", "pdf", "json"):
+    assert (tmp_path / f"selu_self_normalization.{ext}").stat().st_size > 1000
+  assert (tmp_path / "selu_self_normalization.png").read_bytes()[:4] == b"\x89PNG"
+  record = json.loads((tmp_path / "selu_self_normalization.json").read_text())
+  assert record["quick"] is True and abs(record["claims"]["SELU + LeCun: mean at layer 32"]) < 0.05
+  readme = (tmp_path / "README.md").read_text()
+  assert "## selu_self_normalization" in readme and "--quick" in readme and "## lab_accuracies" not in readme
+  bad = subprocess.run([sys.executable, str(ROOT / "scripts" / "make_figures.py"), "--only", "nope"],
+                       cwd=ROOT, capture_output=True, text=True, timeout=120)
+  assert bad.returncode == 2 and "unknown figure(s) nope" in bad.stderr
