@@ -94,8 +94,8 @@ def report(result: dict) -> str:
       "# The seed labs, reproduced over seeds\n",
       f"Command: `{result['command']}`  \nScale: {scale}  \n"
       f"Machine: {m['processor']} ({m['platform']}), backend {m['backend']}, jax {m['jax']}  \n"
-      f"Wall time: presets {result['presets_wall_time_s'] / 60:.1f} min, activation swap "
-      f"{result['swap_wall_time_s'] / 60:.1f} min\n",
+      f"Training time (each run's own fit time, summed): presets {result['presets_wall_time_s'] / 60:.1f} min, "
+      f"activation swap {result['swap_wall_time_s'] / 60:.1f} min\n",
       "## Presets (mean ± std over seeds)\n",
       markdown_table(result["presets"]),
       "Published numbers: one unseeded run each (../shared/reference/papers.md §1). "
