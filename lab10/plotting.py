@@ -12,9 +12,8 @@ from collections.abc import Mapping, Sequence
 
 import matplotlib
 
-matplotlib.use("Agg")  # headless: figures are files
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
 MARKERS = "osD^vx<>"
 OKABE_ITO = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000"]

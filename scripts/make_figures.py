@@ -12,7 +12,11 @@ import sys
 import time
 from pathlib import Path
 
-from lab10 import experiments, plotting, runs
+import matplotlib
+
+matplotlib.use("Agg")  # figures are files here: no window, whatever the machine offers
+
+from lab10 import experiments, plotting, runs  # noqa: E402
 
 # name → (experiment, drawing, the paper figure or claim it mirrors)
 FIGURES = {
