@@ -127,7 +127,9 @@ def make_logged_train_step(graphdef, tx: optax.GradientTransformation, *, bounds
 
 
 def _all_finite(tree) -> jax.Array:
-  return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)]))
+  # Σ x·0 is 0 when every x is finite and NaN otherwise (no overflow, unlike Σ x): one vectorised float
+  # reduction per array, which XLA on CPU runs several times faster than all(isfinite(x)).
+  return jnp.isfinite(sum(jnp.sum(x * 0) for x in jax.tree.leaves(tree)))
 
 
 def layer_finiteness(acts, logits, params) -> dict[str, jax.Array]:
