@@ -66,7 +66,9 @@ def markdown_table(rows: dict, published: bool = True) -> str:
   head += " s / seed |"
   rule += "---|"
   lines = [head, rule]
-  for name, r in rows.items():
+  # The labs in their own order, anything else alphabetically (JSON round trips sort the keys).
+  order = {name: i for i, name in enumerate(PUBLISHED)}
+  for name, r in sorted(rows.items(), key=lambda item: (order.get(item[0], len(order)), item[0])):
     n = len(r["seeds"])
     line = (f"| `{name}` | {_pm(r['test_accuracy_mean'], r['test_accuracy_std'])} (n={n}) | "
             f"{_pm(r['val_selected_test_accuracy_mean'], r['val_selected_test_accuracy_std'])} |")
