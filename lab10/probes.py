@@ -133,7 +133,7 @@ def histogram_edges(bounds: Bounds, bins: int = 50) -> np.ndarray:
 
 def layer_kernels(tree, layer_names: Sequence[str]) -> dict[str, jax.Array]:
   """The kernel of each hidden layer (by name) and of ``head`` from a params-shaped ``nnx.State``
-  (parameters, gradients or updates)."""
+  (parameters, gradients or updates). ``layer_names`` in the model's order (``model.layer_names``)."""
   kernels = {name: tree["blocks"][i]["layer"]["kernel"][...] for i, name in enumerate(layer_names)}
   kernels["head"] = tree["head"]["kernel"][...]
   return kernels
@@ -195,7 +195,7 @@ def init_stats(model, batch: dict, *, bounds: Bounds = None) -> dict[str, jax.Ar
   acts, deltas, grads = layer_gradients(
       model, batch["x"], lambda logits: optax.softmax_cross_entropy_with_integer_labels(logits, batch["y"]).mean())
   params = nnx.state(model, nnx.Param)
-  names = list(acts)
+  names = model.layer_names  # not list(acts): JAX returns dicts sorted, dense_10 before dense_2
   return layer_stats(acts, deltas, bounds=bounds, kernels=layer_kernels(params, names),
                      grads=layer_kernels(grads, names))
 
