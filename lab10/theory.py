@@ -182,7 +182,7 @@ def correlation_depth_scale(phi: Activation, sigma_w2, sigma_b2):
   """Schoenholz et al. 2017, Eq. 9: the depth over which two inputs' correlation approaches c*,
   ξ_c = −1 / ln χ_c, χ_c = σ_w² ∫ Dz₁ Dz₂ φ'(u₁) φ'(u₂) with u₁, u₂ as in ``correlation_map`` at c = c*.
   In the ordered phase c* = 1 and χ_c = χ₁; ξ_c diverges on the critical line χ₁ = 1 (returned as inf),
-  and networks train up to depth ≈ 6ξ_c (Schoenholz et al., Fig. 5)."""
+  and random networks train up to depth ≈ 6ξ_c (Schoenholz et al. 2017)."""
   sigma_w2, sigma_b2 = np.broadcast_arrays(np.asarray(sigma_w2, np.float64), np.asarray(sigma_b2, np.float64))
   q = np.asarray(fixed_point(phi, sigma_w2, sigma_b2), np.float64)
   c = correlation_fixed_point(phi, sigma_w2, sigma_b2, q)
