@@ -6,8 +6,8 @@ One public function per figure (or per group of figures sharing one set of netwo
 tests/test_figures.py at reduced scale) and ``setting`` (the scale, in words). Defaults are full scale;
 ``QUICK[name]`` holds the overrides of ``make_figures.py --quick``. Nothing here draws or writes files.
 
-Per-layer quantities come straight from ``model.forward``: ``acts[name]["post"]`` for activations and the
-gradient with respect to zero ``taps`` for the back-propagated gradient ∂L/∂z.
+Per-layer statistics come from lab10/probes.py and the mean-field maps from lab10/theory.py; what is left here
+only composes them.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import optax
 from flax import nnx
 
 from lab10 import config as config_lib
-from lab10 import data, labs, runs, train
+from lab10 import data, labs, probes, runs, theory, train
 
 
 @dataclasses.dataclass
@@ -58,29 +58,15 @@ def _mlp_config(**overrides) -> config_lib.Config:
 
 
 def backprop(model, x: jax.Array, loss: Callable[[jax.Array], jax.Array]) -> dict:
-  """One forward/backward pass: per hidden layer ``post`` = h, ``pre`` = z, ``dz`` = ∂L/∂z, ``dw`` = ∂L/∂W.
+  """One forward/backward pass (``probes.layer_gradients`` of ``loss(logits) -> scalar``): per hidden layer
+  the full arrays ``post`` = h, ``pre`` = z, ``dz`` = ∂L/∂z and ``dw`` = ∂L/∂W.
 
-  ``loss(logits) -> scalar``. ∂L/∂z is the gradient with respect to a zero tap added to z.
+  Kept beside ``probes.init_stats``, which reduces these to moments of the cross-entropy's gradients: the
+  Glorot histograms need every value, and variance_vs_depth needs E[z²] of another loss in float64.
   """
-  graphdef, params, rest = nnx.split(model, nnx.Param, ...)
-  return _backprop(graphdef, loss, params, rest, x)
-
-
-@functools.partial(jax.jit, static_argnums=(0, 1))
-def _backprop(graphdef, loss, params, rest, x):
-  model = nnx.merge(graphdef, params, rest)
-  _, acts0 = jax.eval_shape(model.forward, x)
-  taps = {name: jnp.zeros(a["pre"].shape, a["pre"].dtype) for name, a in acts0.items()}
-
-  def objective(params, taps):
-    logits, acts = nnx.merge(graphdef, params, rest).forward(x, taps=taps)
-    return loss(logits), acts
-
-  (_, acts), (dparams, dtaps) = jax.value_and_grad(objective, argnums=(0, 1), has_aux=True)(params, taps)
-  grads = nnx.merge(graphdef, dparams, rest)
-  return {name: {"pre": acts[name]["pre"], "post": acts[name]["post"], "dz": dtaps[name],
-                 "dw": grads.blocks[i].layer.kernel[...]}
-          for i, name in enumerate(model.layer_names)}
+  acts, deltas, grads = probes.layer_gradients(model, x, loss)
+  dw = probes.layer_kernels(grads, model.layer_names)
+  return {name: {"pre": a["pre"], "post": a["post"], "dz": deltas[name], "dw": dw[name]} for name, a in acts.items()}
 
 
 def _xent(y: jax.Array) -> Callable[[jax.Array], jax.Array]:
@@ -92,7 +78,11 @@ def _train_probed(c: config_lib.Config, ds: data.Dataset, *, steps: int, every: 
   """Train ``c`` on ``ds`` for ``steps`` minibatch steps; every ``every`` steps (and at step 0) call
   ``probe(model)`` (jitted; returns a dict of arrays). Returns ``steps`` (probe points), ``loss`` and
   ``accuracy`` (means over each chunk of ``every`` training steps), ``probes`` (one dict per probe point)
-  and ``test_accuracy`` at the end."""
+  and ``test_accuracy`` at the end.
+
+  Not ``train.make_epoch`` with ``train.make_logged_train_step``: those measure the training minibatch in train
+  mode at epoch-local steps, whereas these figures probe a fixed set of examples in eval mode every ``every``
+  steps across epoch boundaries, with the data order they were made with."""
   init_key, dropout_key = jax.random.split(jax.random.key(seed))
   model = _model(c, ds.input_shape, seed)
   tx = config_lib.make_optimizer(c)
@@ -270,8 +260,9 @@ def glorot_fig2_sigmoid_saturation(data_dir=None, width: int = 1000, depth: int 
 
   def probe(model):
     _, acts = model.forward(probe_x)
-    h = jnp.stack([a["post"] for a in acts.values()])  # (layers, examples, units)
-    return {"mean": jnp.mean(h, axis=(1, 2)), "std": jnp.std(h, axis=(1, 2))}
+    stats = probes.layer_stats(acts)  # jitted: XLA drops the statistics not returned
+    return {"mean": jnp.stack([stats[f"forward/{n}/act_mean"] for n in acts]),
+            "std": jnp.sqrt(jnp.stack([stats[f"forward/{n}/act_var"] for n in acts]))}
 
   run = _train_probed(c, ds, steps=steps, every=every, probe=probe, seed=seed)
   means = np.array([p["mean"] for p in run["probes"]])  # (points, layers)
@@ -311,9 +302,9 @@ def he_fig3_deep_relu(data_dir=None, depth: int = 30, width: int = 128, steps: i
   loss, error, first, last, claims = {}, {}, {}, {}, {}
 
   def probe(model):
-    stats = backprop(model, probe_x, _xent(probe_y))
+    stats = probes.init_stats(model, {"x": probe_x, "y": probe_y})  # jitted: only the two norms are computed
     names = model.layer_names
-    return {"first": jnp.linalg.norm(stats[names[0]]["dw"]), "last": jnp.linalg.norm(stats[names[-1]]["dw"])}
+    return {"first": stats[f"grads/{names[0]}/norm"], "last": stats[f"grads/{names[-1]}/norm"]}
 
   for label, init in HE_FIG3_INITS.items():
     c = _mlp_config(depth=depth, width=(width,), activation="relu", init=init, optimizer="momentum", lr=lr,
@@ -356,8 +347,8 @@ def lab10_sigmoid_vs_relu(data_dir=None, depth: int = 8, width: int = 256, steps
   probe_x, probe_y = jnp.asarray(ds.train_x[:500]), jnp.asarray(ds.train_y[:500])
 
   def probe(model):
-    stats = backprop(model, probe_x, _xent(probe_y))
-    return {"norms": jnp.stack([jnp.linalg.norm(stats[n]["dw"]) for n in model.layer_names])}
+    stats = probes.init_stats(model, {"x": probe_x, "y": probe_y})  # jitted: only the norms are computed
+    return {"norms": jnp.stack([stats[f"grads/{n}/norm"] for n in model.layer_names])}
 
   panels, claims = {}, {}
   for act in ("sigmoid", "relu"):
@@ -391,16 +382,16 @@ def activation_zoo(data_dir=None, depth: int = 4, width: int = 512, epochs: int 
   """Final test accuracy and the first/last-layer weight-gradient-norm ratio at init for every activation ×
   initializer, on the lab 10-4 network (Adam 1e-3, batch 100)."""
   ds = _mnist(data_dir, n_train)
-  probe_x, probe_y = jnp.asarray(ds.train_x[:1000]), jnp.asarray(ds.train_y[:1000])
+  probe = {"x": jnp.asarray(ds.train_x[:1000]), "y": jnp.asarray(ds.train_y[:1000])}
   acc = np.zeros((len(activations), len(inits)))
   ratio = np.zeros_like(acc)
   for i, act in enumerate(activations):
     for j, init in enumerate(ZOO_INITS[k] for k in inits):
       with tempfile.TemporaryDirectory() as tmp:
         c = _mlp_config(depth=depth, width=(width,), activation=act, epochs=epochs, seed=seed, workdir=tmp, **init)
-        stats = backprop(_model(c, ds.input_shape, seed), probe_x, _xent(probe_y))
-        names = list(stats)
-        ratio[i, j] = float(jnp.linalg.norm(stats[names[0]]["dw"]) / jnp.linalg.norm(stats[names[-1]]["dw"]))
+        build = lambda key: config_lib.make_model(c, ds.input_shape, 10, nnx.Rngs(params=key))  # = _model(c, …, seed)
+        stats = probes.probe_init(build, probe, jax.random.key(seed)[None])
+        ratio[i, j] = stats["grads/dense_0/norm"] / stats[f"grads/dense_{depth - 1}/norm"]
         try:
           train.fit(c, ds, verbose=False)
           acc[i, j] = runs.read_jsonl(f"{tmp}/metrics.jsonl")[-1]["test_accuracy"]
@@ -467,65 +458,7 @@ def dropout_overfitting(data_dir=None, n_train: int = 5000, epochs: int = 30, dr
 
 # --- 10. mean-field phase diagram ----------------------------------------------------------------
 
-# Vectorised over (σ_w², σ_b²) grids, and with the correlation depth scale ξ_c, which lab10/theory.py's
-# scalar maps lack; tests/test_figures.py checks χ₁ against theory.chi1.
-_GH_Z, _GH_W = np.polynomial.hermite_e.hermegauss(61)
-_GH_W = _GH_W / math.sqrt(2 * math.pi)  # E over z ~ N(0, 1)
-_GH2_Z, _GH2_W = np.polynomial.hermite_e.hermegauss(25)
-_GH2_W = _GH2_W / math.sqrt(2 * math.pi)
-
-
-def _gauss(f):
-  """E_z[f(z)] for z ~ N(0, 1) by Gauss–Hermite quadrature; z is broadcast along a new last axis."""
-  return np.sum(f(_GH_Z) * _GH_W, axis=-1)
-
-
-def _tanh_fixed_point(sigma_w2, sigma_b2, iterations: int = 500):
-  """q* of the length map q_l = σ_w² E[tanh(√q_{l−1} z)²] + σ_b² (Poole et al. 2016, Eq. 3)."""
-  sigma_w2, sigma_b2 = np.broadcast_arrays(np.asarray(sigma_w2, float), np.asarray(sigma_b2, float))
-  q = np.ones_like(sigma_w2)
-  for _ in range(iterations):
-    q = sigma_w2 * _gauss(lambda z: np.tanh(np.sqrt(q)[..., None] * z) ** 2) + sigma_b2
-  return q
-
-
-def _tanh_chi1(sigma_w2, sigma_b2):
-  """χ₁ = σ_w² E[tanh′(√q* z)²] (Poole et al. 2016, Eq. 7): < 1 ordered, > 1 chaotic."""
-  q = _tanh_fixed_point(sigma_w2, sigma_b2)
-  return np.asarray(sigma_w2) * _gauss(lambda z: np.cosh(np.sqrt(q)[..., None] * z) ** -4)
-
-
-def _tanh_critical_sigma_w2(sigma_b2: float) -> float:
-  """σ_w² where χ₁ = 1 at this σ_b², by bisection (tanh, σ_b² = 0.05: ≈ 1.76; σ_b² = 0: 1)."""
-  lo, hi = 0.5, 10.0
-  for _ in range(50):
-    mid = (lo + hi) / 2
-    lo, hi = (mid, hi) if _tanh_chi1(mid, sigma_b2) < 1 else (lo, mid)
-  return (lo + hi) / 2
-
-
-def _tanh_depth_scale(sigma_w2, sigma_b2, iterations: int = 300):
-  """Schoenholz et al. 2017, Eq. 9: ξ_c = −1/ln χ_c, χ_c = σ_w² E[tanh′(u₁) tanh′(u₂)] at the correlation
-  fixed point c* of c_l = (σ_w² E[tanh(u₁) tanh(u₂)] + σ_b²)/q*, u₁ = √q* z₁, u₂ = √q*(c z₁ + √(1−c²) z₂).
-  In the ordered phase c* = 1 and χ_c = χ₁; ξ_c diverges on the χ₁ = 1 line."""
-  sigma_w2, sigma_b2 = np.broadcast_arrays(np.asarray(sigma_w2, float), np.asarray(sigma_b2, float))
-  q = _tanh_fixed_point(sigma_w2, sigma_b2)[..., None, None]
-  z1, z2 = _GH2_Z[:, None], _GH2_Z[None, :]
-  weights = _GH2_W[:, None] * _GH2_W[None, :]
-  w2, b2 = sigma_w2[..., None, None], sigma_b2[..., None, None]
-
-  def u(c):
-    return np.sqrt(q) * z1, np.sqrt(q) * (c * z1 + np.sqrt(np.maximum(1 - c**2, 0)) * z2)
-
-  c = np.full(q.shape, 0.5)
-  for _ in range(iterations):
-    u1, u2 = u(c)
-    c = np.minimum((w2 * np.sum(np.tanh(u1) * np.tanh(u2) * weights, axis=(-2, -1), keepdims=True) + b2) / q, 1.0)
-  u1, u2 = u(c)
-  chi_c = (w2 * np.sum(np.cosh(u1) ** -2 * np.cosh(u2) ** -2 * weights, axis=(-2, -1), keepdims=True))[..., 0, 0]
-  # Capped at 10⁴ layers: ξ_c is infinite exactly on the critical line.
-  return np.minimum(-1.0 / np.log(np.minimum(chi_c, 1.0 - 1e-12)), 1e4)
-
+XI_CAP = 1e4  # layers: the phase diagram's ξ_c is infinite on the critical line
 
 
 def meanfield_phase_diagram(data_dir=None, sigma_b2_grid: float = 0.05, depths=(10, 20, 40, 80),
@@ -533,10 +466,11 @@ def meanfield_phase_diagram(data_dir=None, sigma_b2_grid: float = 0.05, depths=(
                             lr: float = 0.005, n_train: int = 10_000, seed: int = 0, resolution: int = 60) -> Result:
   """Poole et al. 2016 / Schoenholz et al. 2017 for tanh: depth scale ξ_c over (σ_w², σ_b²), the χ₁ = 1 line,
   and the test accuracy of tanh MLPs over depth × σ_w² at σ_b² = ``sigma_b2_grid``, with the 6ξ_c curve."""
+  tanh = jnp.tanh  # = activations.get("tanh"), the trained nets' φ
   w2 = np.linspace(0.5, 5.0, resolution)
   b2 = np.linspace(0.0, 0.3, resolution // 2)
-  xi = _tanh_depth_scale(w2[None, :], b2[:, None])
-  critical = np.array([_tanh_critical_sigma_w2(b) for b in b2])
+  xi = np.minimum(theory.correlation_depth_scale(tanh, w2[None, :], b2[:, None]), XI_CAP)
+  critical = theory.critical_sigma_w2(tanh, b2)
   ds = _mnist(data_dir, n_train)
   acc = np.zeros((len(depths), len(sigma_w2s)))
   for i, depth in enumerate(depths):
@@ -546,9 +480,9 @@ def meanfield_phase_diagram(data_dir=None, sigma_b2_grid: float = 0.05, depths=(
                       optimizer="momentum", lr=lr, momentum=0.9, batch_size=100)
       run = _train_probed(c, ds, steps=steps, every=steps, seed=seed)
       acc[i, j] = run["test_accuracy"] if np.isfinite(run["loss"][-1]) else 0.1
-  xi_grid = _tanh_depth_scale(np.asarray(sigma_w2s), sigma_b2_grid)
-  claims = {"critical σ_w² at σ_b² = 0.05 (χ₁ = 1)": _tanh_critical_sigma_w2(0.05),
-            "critical σ_w² at σ_b² = 0": _tanh_critical_sigma_w2(0.0)}
+  xi_grid = np.minimum(theory.correlation_depth_scale(tanh, np.asarray(sigma_w2s, float), sigma_b2_grid), XI_CAP)
+  claims = {"critical σ_w² at σ_b² = 0.05 (χ₁ = 1)": theory.critical_sigma_w2(tanh, 0.05),
+            "critical σ_w² at σ_b² = 0": theory.critical_sigma_w2(tanh, 0.0)}
   claims |= {f"ξ_c at σ_w² = {s}": float(x) for s, x in zip(sigma_w2s, xi_grid)}
   claims |= {f"test accuracy, depth {d}, σ_w² = {s}": float(acc[i, j]) for i, d in enumerate(depths)
              for j, s in enumerate(sigma_w2s)}

@@ -133,7 +133,7 @@ def histogram_edges(bounds: Bounds, bins: int = 50) -> np.ndarray:
 
 def layer_kernels(tree, layer_names: Sequence[str]) -> dict[str, jax.Array]:
   """The kernel of each hidden layer (by name) and of ``head`` from a params-shaped ``nnx.State``
-  (parameters, gradients or updates)."""
+  (parameters, gradients or updates). ``layer_names`` in the model's order (``model.layer_names``)."""
   kernels = {name: tree["blocks"][i]["layer"]["kernel"][...] for i, name in enumerate(layer_names)}
   kernels["head"] = tree["head"]["kernel"][...]
   return kernels
@@ -174,19 +174,28 @@ def zero_taps(model, x: jax.Array) -> dict[str, jax.Array]:
 # --- at initialisation --------------------------------------------------------------------------
 
 
+def layer_gradients(model, x: jax.Array, loss: Callable[[jax.Array], jax.Array]) -> tuple[dict, dict, nnx.State]:
+  """One forward/backward pass of ``loss(logits) -> scalar`` on ``x`` in eval mode (no dropout, batch
+  norm with its running statistics): ``(acts, deltas, grads)`` with ``acts[L] = {"pre", "post"}``,
+  ``deltas[L]`` = ∂L/∂z (the gradient with respect to zero ``taps``) and ``grads`` = ∂L/∂params, an
+  ``nnx.State`` shaped like the parameters (``layer_kernels`` picks the kernels)."""
+  graphdef, params, rest = nnx.split(model, nnx.Param, ...)
+
+  def objective(params, taps):
+    logits, acts = nnx.merge(graphdef, params, rest).forward(x, taps=taps)
+    return loss(logits), acts
+
+  (grads, deltas), acts = jax.grad(objective, argnums=(0, 1), has_aux=True)(params, zero_taps(model, x))
+  return acts, deltas, grads
+
+
 def init_stats(model, batch: dict, *, bounds: Bounds = None) -> dict[str, jax.Array]:
   """Forward, backward, weight-gradient and parameter statistics of ``model`` on ``batch`` in eval
-  mode (no dropout, batch norm with its initial running statistics): the softmax cross-entropy
-  of ``batch["y"]`` is differentiated through zero ``taps``."""
-  graphdef, params, rest = nnx.split(model, nnx.Param, ...)
-  taps = zero_taps(model, batch["x"])
-
-  def loss(params, taps):
-    logits, acts = nnx.merge(graphdef, params, rest).forward(batch["x"], taps=taps)
-    return optax.softmax_cross_entropy_with_integer_labels(logits, batch["y"]).mean(), acts
-
-  (grads, deltas), acts = jax.grad(loss, argnums=(0, 1), has_aux=True)(params, taps)
-  names = list(acts)
+  mode (``layer_gradients`` of the softmax cross-entropy of ``batch["y"]``)."""
+  acts, deltas, grads = layer_gradients(
+      model, batch["x"], lambda logits: optax.softmax_cross_entropy_with_integer_labels(logits, batch["y"]).mean())
+  params = nnx.state(model, nnx.Param)
+  names = model.layer_names  # not list(acts): JAX returns dicts sorted, dense_10 before dense_2
   return layer_stats(acts, deltas, bounds=bounds, kernels=layer_kernels(params, names),
                      grads=layer_kernels(grads, names))
 

@@ -18,6 +18,7 @@ import numpy as np
 
 Activation = Callable[[jax.Array], jax.Array]
 QUADRATURE_POINTS = 100  # even: no node at 0, where ReLU-like derivatives jump
+CORRELATION_POINTS = 48  # per axis of the correlation map's 2-d rule; ξ_c within 0.3% of 150² nodes for tanh
 
 
 def _cumprod(factors: Sequence[float]) -> np.ndarray:
@@ -56,6 +57,15 @@ def he_backward(top_var: float, fan_out: Sequence[int], weight_var: Sequence[flo
 
 
 # --- mean field (Poole et al. 2016; Schoenholz et al. 2017) ------------------------------------
+#
+# Every map takes σ_w², σ_b² (and q, c) as floats or as NumPy arrays that broadcast together; arrays give
+# arrays of the broadcast shape (one quadrature for the whole grid), floats give floats.
+
+
+def _out(x):
+  """A float for a 0-d result, else the array."""
+  x = np.asarray(x, np.float64)
+  return float(x) if x.ndim == 0 else x
 
 
 @functools.lru_cache(maxsize=None)
@@ -64,58 +74,134 @@ def _hermite(points: int) -> tuple[np.ndarray, np.ndarray]:
   return np.sqrt(2.0) * x, w / np.sqrt(np.pi)
 
 
-def gaussian_mean(f: Callable[[np.ndarray], np.ndarray], q: float, points: int = QUADRATURE_POINTS) -> float:
-  """E[f(√q z)], z ~ N(0, 1), by Gauss–Hermite quadrature: Σ_i w_i f(√(2q) x_i) / √π."""
+def gaussian_mean(f: Callable[[np.ndarray], np.ndarray], q, points: int = QUADRATURE_POINTS):
+  """E[f(√q z)], z ~ N(0, 1), by Gauss–Hermite quadrature: Σ_i w_i f(√(2q) x_i) / √π. Elementwise over an
+  array ``q`` (f is applied to an array with one extra, last axis of nodes)."""
   z, w = _hermite(points)
-  return float(np.dot(w, np.asarray(f(math.sqrt(max(q, 0.0)) * z), np.float64)))
+  x = np.sqrt(np.maximum(np.asarray(q, np.float64), 0.0))[..., None] * z
+  return _out(np.asarray(f(x), np.float64) @ w)
+
+
+def _bivariate_mean(f: Callable[[np.ndarray, np.ndarray], np.ndarray], q, c,
+                    points: int = CORRELATION_POINTS) -> np.ndarray:
+  """E[f(u₁, u₂)] with u₁ = √q z₁, u₂ = √q (c z₁ + √(1 − c²) z₂), z₁, z₂ ~ N(0, 1) independent (so that
+  Var u₁ = Var u₂ = q and corr(u₁, u₂) = c), by a product Gauss–Hermite rule; elementwise over q and c."""
+  z, w = _hermite(points)
+  root_q = np.sqrt(np.maximum(np.asarray(q, np.float64), 0.0))[..., None, None]
+  c = np.asarray(c, np.float64)[..., None, None]
+  z1, z2 = z[:, None], z[None, :]
+  u1 = root_q * z1
+  u2 = root_q * (c * z1 + np.sqrt(np.maximum(1.0 - c**2, 0.0)) * z2)
+  return np.sum(np.asarray(f(u1, u2), np.float64) * (w[:, None] * w[None, :]), axis=(-2, -1))
 
 
 def _numpy(phi: Activation) -> Callable[[np.ndarray], np.ndarray]:
-  return lambda x: np.asarray(phi(jnp.asarray(x)), np.float64)
+  """φ on NumPy arrays, evaluated in float64."""
+
+  def f(x):
+    with jax.enable_x64(True):
+      return np.asarray(phi(jnp.asarray(x, jnp.float64)), np.float64)
+
+  return f
 
 
 def derivative(phi: Activation) -> Callable[[np.ndarray], np.ndarray]:
-  """φ' elementwise, by automatic differentiation."""
+  """φ' elementwise, by automatic differentiation in float64."""
   slope = jax.vmap(jax.grad(lambda v: phi(v)))
-  return lambda x: np.asarray(slope(jnp.asarray(x, jnp.float32).reshape(-1)), np.float64).reshape(np.shape(x))
+
+  def f(x):
+    with jax.enable_x64(True):
+      return np.asarray(slope(jnp.asarray(x, jnp.float64).reshape(-1)), np.float64).reshape(np.shape(x))
+
+  return f
 
 
-def length_map(phi: Activation, q: float, sigma_w2: float, sigma_b2: float) -> float:
+def length_map(phi: Activation, q, sigma_w2, sigma_b2):
   """Poole et al. 2016, Eq. 3: q_l = σ_w² ∫ Dz φ(√q_{l−1} z)² + σ_b²."""
-  return sigma_w2 * gaussian_mean(lambda x: _numpy(phi)(x) ** 2, q) + sigma_b2
+  return _out(np.asarray(sigma_w2) * gaussian_mean(lambda x: _numpy(phi)(x) ** 2, q) + np.asarray(sigma_b2))
 
 
-def fixed_point(phi: Activation, sigma_w2: float, sigma_b2: float, q0: float = 1.0,
-                tol: float = 1e-10, max_iter: int = 5000) -> float:
-  """q* = length_map(q*), by iterating the length map from ``q0`` until it moves less than tol·q."""
-  q = q0
+def fixed_point(phi: Activation, sigma_w2, sigma_b2, q0: float = 1.0, tol: float = 1e-10, max_iter: int = 5000):
+  """q* = length_map(q*), by iterating the length map from ``q0`` until it moves less than tol·q (on an
+  array, until every element does)."""
+  sigma_w2, sigma_b2 = np.broadcast_arrays(np.asarray(sigma_w2, np.float64), np.asarray(sigma_b2, np.float64))
+  q = np.full(sigma_w2.shape, float(q0))
   for _ in range(max_iter):
-    q_next = length_map(phi, q, sigma_w2, sigma_b2)
-    if abs(q_next - q) <= tol * max(q, 1e-12):
-      return q_next
+    q_next = np.asarray(length_map(phi, q, sigma_w2, sigma_b2))
+    if np.all(np.abs(q_next - q) <= tol * np.maximum(q, 1e-12)):
+      return _out(q_next)
     q = q_next
-  return q
+  return _out(q)
 
 
-def chi1(phi: Activation, sigma_w2: float, sigma_b2: float, q: float | None = None) -> float:
+def chi1(phi: Activation, sigma_w2, sigma_b2, q=None):
   """Schoenholz et al. 2017, Eq. 5: χ₁ = σ_w² ∫ Dz φ'(√q* z)², the per-layer factor of gradient
   variance (and of small perturbations). χ₁ < 1 ordered (vanishing), > 1 chaotic (exploding)."""
   q = fixed_point(phi, sigma_w2, sigma_b2) if q is None else q
-  return sigma_w2 * gaussian_mean(lambda x: derivative(phi)(x) ** 2, q)
+  return _out(np.asarray(sigma_w2) * gaussian_mean(lambda x: derivative(phi)(x) ** 2, q))
 
 
-def depth_scale(chi: float) -> float:
+def depth_scale(chi):
   """Schoenholz et al. 2017, Eq. 9: ξ = −1 / ln χ₁ (infinite at criticality χ₁ = 1)."""
-  return math.inf if chi == 1.0 else -1.0 / math.log(chi)
+  chi = np.asarray(chi, np.float64)
+  with np.errstate(divide="ignore"):
+    return _out(np.where(chi == 1.0, np.inf, -1.0 / np.log(chi)))
 
 
-def critical_sigma_w2(phi: Activation, sigma_b2: float, low: float = 0.5, high: float = 4.0,
-                      tol: float = 1e-4) -> float:
-  """The σ_w² with χ₁ = 1 (edge of chaos) at bias variance σ_b², by bisection on χ₁(σ_w²) − 1."""
-  while high - low > tol:
+def correlation_map(phi: Activation, c, sigma_w2, sigma_b2, q=None):
+  """The correlation of two inputs' pre-activations one layer up (Poole et al. 2016; Schoenholz et al. 2017,
+  §2), both inputs at the length fixed point q*:
+  c_l = (σ_w² ∫ Dz₁ Dz₂ φ(u₁) φ(u₂) + σ_b²) / q*, u₁ = √q* z₁, u₂ = √q* (c_{l−1} z₁ + √(1 − c_{l−1}²) z₂).
+  c = 1 is always a fixed point; it is the stable one exactly when χ₁ ≤ 1 (ordered phase)."""
+  q = fixed_point(phi, sigma_w2, sigma_b2) if q is None else q
+  f = _numpy(phi)
+  joint = _bivariate_mean(lambda u1, u2: f(u1) * f(u2), q, c)
+  return _out((np.asarray(sigma_w2) * joint + np.asarray(sigma_b2)) / np.asarray(q))
+
+
+def correlation_fixed_point(phi: Activation, sigma_w2, sigma_b2, q=None, tol: float = 1e-10):
+  """The stable fixed point c* of ``correlation_map``: 1 in the ordered phase (χ₁ ≤ 1); in the chaotic
+  phase c = 1 repels and c* is where the map crosses the diagonal from above within [0, 1), found by
+  bisection to ``tol`` (iterating the map converges only algebraically next to χ₁ = 1)."""
+  sigma_w2, sigma_b2 = np.broadcast_arrays(np.asarray(sigma_w2, np.float64), np.asarray(sigma_b2, np.float64))
+  q = np.broadcast_to(np.asarray(fixed_point(phi, sigma_w2, sigma_b2) if q is None else q, np.float64),
+                      sigma_w2.shape)
+  chaotic = np.asarray(chi1(phi, sigma_w2, sigma_b2, q)) > 1.0
+  w2, b2, q1 = sigma_w2[chaotic], sigma_b2[chaotic], q[chaotic]
+  low, high = np.zeros(w2.shape), np.ones(w2.shape)
+  while low.size and np.max(high - low) > tol:
     mid = 0.5 * (low + high)
-    low, high = (mid, high) if chi1(phi, mid, sigma_b2) < 1.0 else (low, mid)
-  return 0.5 * (low + high)
+    above = np.asarray(correlation_map(phi, mid, w2, b2, q1)) > mid
+    low, high = np.where(above, mid, low), np.where(above, high, mid)
+  c = np.ones(sigma_w2.shape)
+  c[chaotic] = 0.5 * (low + high)
+  return _out(c)
+
+
+def correlation_depth_scale(phi: Activation, sigma_w2, sigma_b2):
+  """Schoenholz et al. 2017, Eq. 9: the depth over which two inputs' correlation approaches c*,
+  ξ_c = −1 / ln χ_c, χ_c = σ_w² ∫ Dz₁ Dz₂ φ'(u₁) φ'(u₂) with u₁, u₂ as in ``correlation_map`` at c = c*.
+  In the ordered phase c* = 1 and χ_c = χ₁; ξ_c diverges on the critical line χ₁ = 1 (returned as inf),
+  and random networks train up to depth ≈ 6ξ_c (Schoenholz et al. 2017)."""
+  sigma_w2, sigma_b2 = np.broadcast_arrays(np.asarray(sigma_w2, np.float64), np.asarray(sigma_b2, np.float64))
+  q = np.asarray(fixed_point(phi, sigma_w2, sigma_b2), np.float64)
+  c = correlation_fixed_point(phi, sigma_w2, sigma_b2, q)
+  slope = derivative(phi)
+  chi_c = np.where(np.asarray(c) == 1.0, chi1(phi, sigma_w2, sigma_b2, q),  # the finer 1-d rule where c* = 1
+                   sigma_w2 * _bivariate_mean(lambda u1, u2: slope(u1) * slope(u2), q, c))
+  return depth_scale(np.minimum(chi_c, 1.0))  # χ_c ≤ 1 in theory; quadrature can round it just above
+
+
+def critical_sigma_w2(phi: Activation, sigma_b2, low: float = 0.5, high: float = 4.0, tol: float = 1e-4):
+  """The σ_w² with χ₁ = 1 (edge of chaos) at bias variance σ_b², by bisection on χ₁(σ_w²) − 1 within
+  [low, high] (elementwise over an array ``sigma_b2``)."""
+  sigma_b2 = np.asarray(sigma_b2, np.float64)
+  low, high = np.full(sigma_b2.shape, low), np.full(sigma_b2.shape, high)
+  while np.max(high - low) > tol:
+    mid = 0.5 * (low + high)
+    below = np.asarray(chi1(phi, mid, sigma_b2)) < 1.0
+    low, high = np.where(below, mid, low), np.where(below, high, mid)
+  return _out(0.5 * (low + high))
 
 
 # --- a concrete network -------------------------------------------------------------------------

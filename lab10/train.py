@@ -114,7 +114,7 @@ def make_logged_train_step(graphdef, tx: optax.GradientTransformation, *, bounds
     model = nnx.merge(graphdef, state.params, jax.tree.map(lambda v: v, state.rest))
     new_state, metrics, (acts, deltas, grads, updates) = _step(
         graphdef, tx, state, batch, probes.zero_taps(model, batch["x"]))
-    names = list(acts)
+    names = model.layer_names  # not list(acts): JAX returns dicts sorted, dense_10 before dense_2
     metrics["stats"] = probes.layer_stats(
         acts, deltas, bounds=bounds, kernels=probes.layer_kernels(state.params, names),
         grads=probes.layer_kernels(grads, names), updates=probes.layer_kernels(updates, names))

@@ -109,27 +109,14 @@ def test_dropout_narrows_the_generalisation_gap(mnist_dir):
   assert r.claims["no dropout: final train accuracy"] > 0.97
 
 
-def test_meanfield_theory_matches_reference():
-  import jax.numpy as jnp
-
-  from lab10 import theory
-
-  # The vectorised maps behind the phase diagram agree with lab10.theory's scalar ones.
-  for w2, b2 in ((1.0, 0.05), (2.5, 0.1)):
-    assert experiments._tanh_chi1(w2, b2) == pytest.approx(theory.chi1(jnp.tanh, w2, b2), rel=1e-4)
-  assert experiments._tanh_critical_sigma_w2(0.05) == pytest.approx(1.76, abs=0.01)
-  assert experiments._tanh_fixed_point(1.76, 0.05) == pytest.approx(0.57, abs=0.01)
-  assert experiments._tanh_chi1(1.0, 0.05) == pytest.approx(0.759, abs=0.002)
-  xi = experiments._tanh_depth_scale(np.array([1.0, 1.76, 4.0]), 0.05)
-  assert xi[0] == pytest.approx(-1 / math.log(0.759), rel=0.02)  # ordered phase: ξ_c = −1/ln χ₁
-  assert xi[1] > 50 > 10 > xi[2]  # diverges at the critical line, short in the chaotic phase
-
-
 def test_meanfield_trainability_near_criticality(mnist_dir):
   r = experiments.meanfield_phase_diagram(data_dir=mnist_dir, depths=(30,), sigma_w2s=(0.7, 1.76), width=64,
                                           steps=200, n_train=3000, resolution=8)
   ordered, critical = r.data["trained"][2][0]
   assert critical > 0.5 and ordered < 0.3, (ordered, critical)  # 30 layers ≫ 6ξ_c ≈ 11 at σ_w² = 0.7
+  # The theory panel is lab10.theory's (checked against references in tests/test_theory.py).
+  assert r.claims["critical σ_w² at σ_b² = 0.05 (χ₁ = 1)"] == pytest.approx(1.76, abs=0.01)
+  assert r.claims["ξ_c at σ_w² = 1.76"] > 50 > 10 > r.claims["ξ_c at σ_w² = 0.7"]
 
 
 def test_selu_self_normalizes_from_off_fixed_point_inputs():

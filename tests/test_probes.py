@@ -99,6 +99,26 @@ def test_logged_train_step_reports_the_update_it_made():
   assert float(metrics["loss"]) > 0
 
 
+def test_kernel_statistics_name_the_right_layer_past_dense_9():
+  # JAX hands dicts back with sorted keys (dense_10 before dense_2): kernels must be matched to layers by
+  # the model's order, not by the order of the returned activations.
+  widths = tuple(range(20, 32))  # 12 hidden layers of distinct widths
+  model, batch = _mlp("tanh", widths=widths), _batch()
+  loss = lambda m: optax.softmax_cross_entropy_with_integer_labels(m(batch["x"]), batch["y"]).mean()
+  grads = nnx.grad(loss)(model)
+  build = lambda key: models.MLP(12, widths, 3, activation=jnp.tanh, kernel_init=initializers.kernel("glorot_normal"),
+                                 bias_init=initializers.bias("normal", std=0.5), rngs=nnx.Rngs(params=key))
+  stats = probes.probe_init(build, batch, jax.random.key(0)[None])  # the one key of _mlp(): the same network
+  tx = optax.sgd(0.1)
+  graphdef, state = train.init_state(model, tx, jax.random.key(0))
+  _, metrics = jax.jit(train.make_logged_train_step(graphdef, tx))(state, batch)
+  for i, name in enumerate(model.layer_names):
+    kernel, grad = model.blocks[i].layer.kernel[...], grads.blocks[i].layer.kernel[...]
+    assert float(stats[f"params/{name}/norm"]) == pytest.approx(float(jnp.linalg.norm(kernel)), rel=1e-5), name
+    assert float(stats[f"grads/{name}/norm"]) == pytest.approx(float(jnp.linalg.norm(grad)), rel=1e-3), name
+    assert float(metrics["stats"][f"params/{name}/norm"]) == pytest.approx(float(jnp.linalg.norm(kernel)), rel=1e-5)
+
+
 @pytest.mark.parametrize("every", [1, 3, 10, 25])
 def test_logged_epoch_trains_exactly_like_the_plain_one(every):
   model = _mlp("tanh")

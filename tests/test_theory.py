@@ -55,3 +55,70 @@ def test_selu_fixed_point_is_unit_variance():
   selu = activations.get("selu")
   for q0 in (4.25, 0.1):
     assert theory.fixed_point(selu, 1.0, 0.0, q0=q0) == pytest.approx(1.0, abs=1e-3)
+
+
+# --- vectorised maps and the correlation depth scale ---------------------------------------------
+
+
+def _reference_depth_scale(sigma_w2: float, sigma_b2: float, points: int = 120) -> float:
+  """ξ_c of tanh in plain float64 NumPy, independent of lab10.theory: probabilists' Gauss–Hermite nodes, the
+  length map iterated to q*, the correlation map iterated to c*, then −1/ln χ_c (Schoenholz et al. 2017)."""
+  z, w = np.polynomial.hermite_e.hermegauss(points)
+  w = w / math.sqrt(2 * math.pi)
+  q = 1.0
+  for _ in range(2000):
+    q = sigma_w2 * np.sum(w * np.tanh(math.sqrt(q) * z) ** 2) + sigma_b2
+  z1, z2, w12 = z[:, None], z[None, :], w[:, None] * w[None, :]
+  c = 0.5
+  for _ in range(2000):
+    u2 = math.sqrt(q) * (c * z1 + math.sqrt(1 - c * c) * z2)
+    c = min((sigma_w2 * np.sum(np.tanh(math.sqrt(q) * z1) * np.tanh(u2) * w12) + sigma_b2) / q, 1.0)
+  u2 = math.sqrt(q) * (c * z1 + math.sqrt(max(1 - c * c, 0.0)) * z2)
+  chi_c = sigma_w2 * np.sum(np.cosh(math.sqrt(q) * z1) ** -2 * np.cosh(u2) ** -2 * w12)
+  return -1 / math.log(chi_c)
+
+
+def test_vectorised_maps_equal_the_scalar_ones():
+  b2 = np.array([[0.01], [0.05], [0.2]])  # 3 × 3 grids by broadcasting; SELU's q* is finite for σ_w² < 1.8
+  for phi, w2 in ((activations.get("selu"), np.array([[0.5, 1.0, 1.5]])), (jnp.tanh, np.array([[0.8, 1.76, 3.0]]))):
+    q, chi = theory.fixed_point(phi, w2, b2), theory.chi1(phi, w2, b2)
+    assert q.shape == chi.shape == (3, 3)
+    for i, j in np.ndindex(3, 3):
+      assert q[i, j] == pytest.approx(theory.fixed_point(phi, w2[0, j], b2[i, 0]), rel=1e-7, abs=1e-12)
+      assert chi[i, j] == pytest.approx(theory.chi1(phi, w2[0, j], b2[i, 0]), rel=1e-9)
+  xi = theory.correlation_depth_scale(jnp.tanh, w2, b2)
+  for i, j in np.ndindex(3, 3):
+    assert xi[i, j] == pytest.approx(theory.correlation_depth_scale(jnp.tanh, w2[0, j], b2[i, 0]), rel=1e-6)
+  critical = theory.critical_sigma_w2(jnp.tanh, np.array([0.0, 0.05, 0.2]))
+  np.testing.assert_allclose(critical, [theory.critical_sigma_w2(jnp.tanh, b) for b in (0.0, 0.05, 0.2)])
+  assert critical[1] == pytest.approx(1.76, abs=0.01)
+
+
+def test_relu_chi1_is_half_sigma_w2_for_any_bias():
+  # E[relu'(√q z)²] = P(z > 0) = ½ for every q > 0, so χ₁ = σ_w²/2: critical at σ_w² = 2 (He init).
+  w2 = np.array([1.0, 2.0, 2.5])
+  np.testing.assert_allclose(theory.chi1(jax.nn.relu, w2, 0.1, q=np.array([0.5, 1.0, 3.0])), w2 / 2, rtol=1e-9)
+
+
+def test_correlation_depth_scale_matches_an_independent_float64_computation():
+  # Chaotic phase: c* < 1, χ_c from the two-dimensional integral.
+  for w2 in (2.5, 3.5):
+    assert theory.correlation_fixed_point(jnp.tanh, w2, 0.05) < 0.5
+    assert theory.correlation_depth_scale(jnp.tanh, w2, 0.05) == pytest.approx(_reference_depth_scale(w2, 0.05),
+                                                                                rel=2e-3)
+  # Ordered phase: c* = 1 and ξ_c = −1/ln χ₁; it diverges at the critical line and is short deep in chaos.
+  assert theory.correlation_fixed_point(jnp.tanh, 1.0, 0.05) == 1.0
+  assert theory.correlation_depth_scale(jnp.tanh, 1.0, 0.05) == pytest.approx(
+      -1 / math.log(theory.chi1(jnp.tanh, 1.0, 0.05)), rel=1e-9)
+  assert theory.correlation_depth_scale(jnp.tanh, theory.critical_sigma_w2(jnp.tanh, 0.05, tol=1e-7), 0.05) > 1e3
+  xi = theory.correlation_depth_scale(jnp.tanh, np.array([1.0, 1.76, 4.0]), 0.05)
+  assert xi[0] == pytest.approx(-1 / math.log(0.759), rel=0.02)
+  assert xi[1] > 50 > 10 > xi[2]
+
+
+def test_tanh_maps_behind_the_phase_diagram():
+  # The numbers the meanfield_phase_diagram figure quotes (Schoenholz et al. 2017, Fig. 1 / §3).
+  assert theory.critical_sigma_w2(jnp.tanh, 0.05) == pytest.approx(1.76, abs=0.01)
+  assert theory.fixed_point(jnp.tanh, 1.76, 0.05) == pytest.approx(0.57, abs=0.01)
+  for w2, b2 in ((1.0, 0.05), (2.5, 0.1)):
+    assert theory.chi1(jnp.tanh, np.array([w2]), b2)[0] == pytest.approx(theory.chi1(jnp.tanh, w2, b2), rel=1e-9)
