@@ -136,8 +136,10 @@ def layer_finiteness(acts, logits, params) -> dict[str, jax.Array]:
   """Per layer, in forward order (hidden layers, then ``head``): are this step's activations
   (``forward_finite``) and the parameters after its update (``update_finite``) all finite?"""
   blocks = [params["blocks"][i] for i in range(len(acts))]
+  # Pytree round trips sort dict keys (dense_10 before dense_2): order the layers by their index.
+  in_order = sorted(acts, key=lambda name: int(name.rsplit("_", 1)[1]))
   return {
-      "forward_finite": jnp.stack([_all_finite(a) for a in acts.values()] + [_all_finite(logits)]),
+      "forward_finite": jnp.stack([_all_finite(acts[n]) for n in in_order] + [_all_finite(logits)]),
       "update_finite": jnp.stack([_all_finite(b) for b in blocks] + [_all_finite(params["head"])]),
   }
 

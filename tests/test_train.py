@@ -144,3 +144,14 @@ def test_short_mnist_run_reaches_95_percent(mnist_dir, tmp_path):
   c = C.with_preset("lab10-3-xavier", epochs=1, data_dir=str(mnist_dir), workdir=str(tmp_path))
   record = runs.read_jsonl(train.fit(c, verbose=False) / "metrics.jsonl")[-1]
   assert record["test_accuracy"] > 0.95 and record["step"] == 550
+
+
+def test_layer_finiteness_is_in_forward_order_past_ten_layers():
+  import jax.numpy as jnp
+
+  # Sorted keys put dense_10 before dense_2; the flags must follow the layers' own order.
+  acts = {f"dense_{i}": {"pre": jnp.ones(2), "post": jnp.ones(2)} for i in range(12)}
+  acts["dense_2"]["post"] = jnp.array([1.0, jnp.nan])
+  params = {"blocks": {i: {"kernel": jnp.ones(2)} for i in range(12)}, "head": {"kernel": jnp.ones(2)}}
+  flags = train.layer_finiteness(dict(sorted(acts.items())), jnp.ones(3), params)
+  assert np.flatnonzero(~np.asarray(flags["forward_finite"])).tolist() == [2]
