@@ -545,7 +545,7 @@ def lab_accuracies(labs_json: str = "figures/labs.json") -> Result:
   except FileNotFoundError:
     raise Skipped(f"{labs_json} not found; run scripts/reproduce_labs.py first") from None
   rows = result["presets"]
-  names = list(rows)
+  names = sorted(rows, key=lambda n: list(labs.PUBLISHED).index(n) if n in labs.PUBLISHED else len(labs.PUBLISHED))
   published = {v: [labs.PUBLISHED.get(n, {}).get(v) for n in names] for v in ("TF1", "TF2", "PyTorch")}
   claims = {f"{n}: test accuracy mean (n={len(rows[n]['seeds'])})": rows[n]["test_accuracy_mean"] for n in names}
   claims |= {f"{n}: test accuracy std": rows[n]["test_accuracy_std"] for n in names}

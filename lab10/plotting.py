@@ -227,8 +227,8 @@ def accuracy_bars(names: Sequence[str], ours_mean: Sequence[float], ours_std: Se
   ax.set_ylabel("test accuracy")
   finite = [v for v in [*ours_mean, *[u for vs in published.values() for u in vs if u is not None]] if v == v]
   ax.set_ylim(max(0.0, min(finite) - 0.02), 1.0)
-  ax.legend(loc="lower right", ncol=2)
-  ax.set_title(title)
+  ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=groups, frameon=False)
+  fig.suptitle(title)
   return fig
 
 
