@@ -86,7 +86,7 @@ def _step(graphdef, tx: optax.GradientTransformation, state: TrainState, batch: 
   params = optax.apply_updates(state.params, updates)
   accuracy = jnp.mean(jnp.argmax(logits, -1) == batch["y"])
   new_state = TrainState(params, rest, opt_state, state.step + 1, state.dropout_key)
-  metrics = {"loss": loss, "accuracy": accuracy, **layer_finiteness(acts, logits, params)}
+  metrics = {"loss": loss, "accuracy": accuracy, "forward_finite": forward_finiteness(acts, logits)}
   return new_state, metrics, (acts, deltas, grads, updates)
 
 
@@ -132,30 +132,35 @@ def _all_finite(tree) -> jax.Array:
   return jnp.isfinite(sum(jnp.sum(x * 0) for x in jax.tree.leaves(tree)))
 
 
-def layer_finiteness(acts, logits, params) -> dict[str, jax.Array]:
-  """Per layer, in forward order (hidden layers, then ``head``): are this step's activations
-  (``forward_finite``) and the parameters after its update (``update_finite``) all finite?"""
-  blocks = [params["blocks"][i] for i in range(len(acts))]
+def forward_finiteness(acts, logits) -> jax.Array:
+  """Per layer, in forward order (hidden layers, then the logits): are this step's activations all finite?"""
   # Pytree round trips sort dict keys (dense_10 before dense_2): order the layers by their index.
   in_order = sorted(acts, key=lambda name: int(name.rsplit("_", 1)[1]))
-  return {
-      "forward_finite": jnp.stack([_all_finite(acts[n]) for n in in_order] + [_all_finite(logits)]),
-      "update_finite": jnp.stack([_all_finite(b) for b in blocks] + [_all_finite(params["head"])]),
-  }
+  return jnp.stack([_all_finite(acts[n]) for n in in_order] + [_all_finite(logits)])
+
+
+def params_finiteness(params) -> jax.Array:
+  """Per layer (hidden blocks in order, then ``head``): are its parameters all finite?"""
+  blocks = params["blocks"] if "blocks" in params else {}
+  return jnp.stack([_all_finite(blocks[i]) for i in sorted(blocks.keys())] + [_all_finite(params["head"])])
 
 
 def locate_divergence(steps: dict, names: list[str]) -> tuple[int, str, str] | None:
-  """``(index of the step, layer, part)`` where the epoch's per-step metrics first show a non-finite
-  value, in the order things happen within a step: forward pass layer by layer, loss, update; or None."""
+  """``(index of the step, layer, part)`` where the epoch first went non-finite, or None.
+
+  Within a step things happen in this order: forward pass layer by layer, loss, update. Parameters made
+  non-finite by update k show up in step k + 1's forward pass at their own layer, so only the epoch's last
+  update needs the end-of-epoch check (``final_params_finite``); the per-step cost is only that of checking
+  the (small) activations, not every parameter after every update."""
   for i, loss in enumerate(steps["loss"]):
     bad = np.flatnonzero(~steps["forward_finite"][i])
     if bad.size:
       return i, names[bad[0]], "activations in the forward pass"
     if not np.isfinite(loss):
       return i, "loss", "every layer's activations finite"
-    bad = np.flatnonzero(~steps["update_finite"][i])
-    if bad.size:
-      return i, names[bad[0]], "parameters after the update"
+  bad = np.flatnonzero(~steps["final_params_finite"])
+  if bad.size:
+    return len(steps["loss"]) - 1, names[bad[0]], "parameters after the update"
   return None
 
 
@@ -198,7 +203,8 @@ def make_epoch(train_step: Callable, batch_size: int, *, logged_step: Callable |
       for k in parts[0][0].keys() - parts[0][1].keys():  # stats, histograms: logged steps only
         metrics[k] = jax.tree.map(lambda *v: jnp.concatenate(v), *[lg[k] for lg, _ in parts])
       metrics["logged_index"] = jnp.arange(0, steps, log_every)
-    metrics["params_finite"] = _all_finite(state.params)
+    metrics["final_params_finite"] = params_finiteness(state.params)
+    metrics["params_finite"] = jnp.all(metrics["final_params_finite"])
     return state, metrics
 
   return jax.jit(epoch, donate_argnums=0)

@@ -184,14 +184,16 @@ def test_corrupt_file_in_a_real_process_is_one_line_without_traceback(fake_mnist
 
 def test_locate_divergence_follows_the_order_within_a_step():
   names = ["dense_0", "dense_1", "head"]
-  ok = np.ones((3, 3), bool)
-  steps = {"loss": np.array([1.0, 2.0, np.nan]), "forward_finite": ok.copy(), "update_finite": ok.copy()}
+  steps = {"loss": np.array([1.0, 2.0, np.nan]), "forward_finite": np.ones((3, 3), bool),
+           "final_params_finite": np.ones(3, bool)}
   assert train.locate_divergence(steps, names) == (2, "loss", "every layer's activations finite")
-  steps["update_finite"][1, 2] = False
-  assert train.locate_divergence(steps, names) == (1, "head", "parameters after the update")
   steps["forward_finite"][1, 1:] = False
   assert train.locate_divergence(steps, names) == (1, "dense_1", "activations in the forward pass")
   steps["loss"][2] = 1.0
+  steps["forward_finite"][1, 1:] = True
+  steps["final_params_finite"][2] = False  # only the last update broke the head
+  assert train.locate_divergence(steps, names) == (2, "head", "parameters after the update")
+  steps["final_params_finite"][2] = True
   assert train.locate_divergence({k: v[:1] for k, v in steps.items()}, names) is None
 
 

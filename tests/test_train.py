@@ -146,12 +146,14 @@ def test_short_mnist_run_reaches_95_percent(mnist_dir, tmp_path):
   assert record["test_accuracy"] > 0.95 and record["step"] == 550
 
 
-def test_layer_finiteness_is_in_forward_order_past_ten_layers():
+def test_finiteness_flags_follow_the_layer_order_past_ten_layers():
   import jax.numpy as jnp
 
   # Sorted keys put dense_10 before dense_2; the flags must follow the layers' own order.
   acts = {f"dense_{i}": {"pre": jnp.ones(2), "post": jnp.ones(2)} for i in range(12)}
   acts["dense_2"]["post"] = jnp.array([1.0, jnp.nan])
+  flags = train.forward_finiteness(dict(sorted(acts.items())), jnp.ones(3))
+  assert np.flatnonzero(~np.asarray(flags)).tolist() == [2]
   params = {"blocks": {i: {"kernel": jnp.ones(2)} for i in range(12)}, "head": {"kernel": jnp.ones(2)}}
-  flags = train.layer_finiteness(dict(sorted(acts.items())), jnp.ones(3), params)
-  assert np.flatnonzero(~np.asarray(flags["forward_finite"])).tolist() == [2]
+  params["blocks"][10]["kernel"] = jnp.array([1.0, jnp.inf])
+  assert np.flatnonzero(~np.asarray(train.params_finiteness(params))).tolist() == [10]
