@@ -66,7 +66,7 @@ class Config:
   epochs: int = _field(15, "passes over the training set")
   seed: int = _field(0, "the one seed: init, data order and dropout keys derive from it")
   # bookkeeping
-  log_stats_every: int = _field(0, "every N steps, append per-layer statistics to stats.jsonl (0: off)")
+  log_stats_every: int = _field(0, "append per-layer statistics of steps 0, N, 2N, ... of every epoch to stats.jsonl (0: off)")
   log_histograms: bool = _field(False, "with --log_stats_every, also activation histograms to stats_histograms.npz")
   workdir: str | None = _field(None, "run directory; default runs/<preset or model>-<timestamp>")
   preset: str | None = _field(None, "a seed lab's settings; explicit flags override them")
