@@ -9,7 +9,6 @@ E[f(z)] = Σ_i w_i f(√2 x_i) / √π.
 from __future__ import annotations
 
 import functools
-import math
 from collections.abc import Callable, Sequence
 
 import jax

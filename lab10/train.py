@@ -10,7 +10,6 @@ Random keys all derive from ``config.seed``: ``init`` (parameters), ``data``
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import os
 import time

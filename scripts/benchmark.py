@@ -11,7 +11,6 @@ Example: python scripts/benchmark.py --repeats 5 --out runs/benchmark
 import argparse
 import dataclasses
 import importlib.util
-import json
 import os
 import statistics
 import sys
@@ -19,7 +18,6 @@ import time
 from pathlib import Path
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 

@@ -1,8 +1,6 @@
-import dataclasses
 
 import jax
 import numpy as np
-import optax
 import pytest
 from flax import nnx
 

@@ -91,7 +91,7 @@ def test_default_cache_downloads_when_empty(monkeypatch, tmp_path):
 
 def test_download_through_tfds_download_manager_from_a_local_server(mnist_dir, tmp_path):
   """The real TFDS download manager, checksums included, against a loopback HTTP server."""
-  tfds = pytest.importorskip("tensorflow_datasets")
+  pytest.importorskip("tensorflow_datasets")
   from tensorflow_datasets.core.download import checksums
 
   handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(mnist_dir))
