@@ -59,24 +59,30 @@ def abs_percentile(x: jax.Array, q: float = P98) -> jax.Array:
   with s the ascending sort and p = q/100·(N − 1), s[⌊p⌋] + (p − ⌊p⌋)(s[⌊p⌋+1] − s[⌊p⌋]).
 
   No sort: s[k] is found exactly by bisection on the float32 bit pattern (monotone for x ≥ 0),
-  31 counting passes, which XLA on CPU runs far faster than ``sort`` or ``top_k``.
+  32 counting passes, which XLA on CPU runs far faster than ``sort`` or ``top_k`` (40 and 30 ms
+  against 1.5 ms for four 100 × 512 layers on the 2-core development CPU). Counts are summed in
+  float32 — exact below 2²⁴ elements, and twice as fast as int32 sums there — else in int32.
   """
   a = jnp.abs(x).reshape(-1).astype(jnp.float32)
   n = a.shape[0]
   pos = q / 100.0 * (n - 1)
   lo = int(np.floor(pos))
   bits = jax.lax.bitcast_convert_type(a, jnp.int32)
+  count_dtype = jnp.float32 if n < 2**24 else jnp.int32
+
+  def count(threshold):  # #{bits ≤ threshold}
+    return jnp.sum((bits <= threshold).astype(count_dtype))
 
   def halve(_, bracket):  # invariant: count(bits ≤ low) ≤ lo < count(bits ≤ high)
     low, high = bracket
     mid = low + (high - low) // 2
-    above = jnp.sum(bits <= mid) > lo
+    above = count(mid) > lo
     return jnp.where(above, low, mid), jnp.where(above, mid, high)
 
   _, kth_bits = jax.lax.fori_loop(0, 32, halve, (jnp.int32(-1), jnp.max(bits)))
   below = jax.lax.bitcast_convert_type(kth_bits, jnp.float32)  # s[lo]
   # s[lo + 1] is s[lo] again if it is repeated, else the smallest value above it.
-  repeated = jnp.sum(bits <= kth_bits) > lo + 1
+  repeated = count(kth_bits) > lo + 1
   above = jnp.where(repeated | (lo + 1 >= n), below, jnp.min(jnp.where(a > below, a, jnp.inf)))
   return below + (pos - lo) * (above - below)
 
@@ -107,7 +113,9 @@ def weight_stats(kernel: jax.Array, grad: jax.Array | None = None,
   norm = jnp.linalg.norm(kernel.reshape(-1))
   out = {"params": {"norm": norm}}
   if grad is not None:
-    out["grads"] = {"norm": jnp.linalg.norm(grad.reshape(-1)), "var": moments(grad)[1]}
+    # ‖g‖² = N(σ² + μ²): a sum of non-negative terms, so no cancellation, and one pass over g fewer.
+    mean, var = moments(grad)
+    out["grads"] = {"norm": jnp.sqrt(grad.size * (var + jnp.square(mean))), "var": var}
   if update is not None:
     update_norm = jnp.linalg.norm(update.reshape(-1))
     out["updates"] = {"norm": update_norm, "ratio": update_norm / norm}
