@@ -1,10 +1,16 @@
 import dataclasses
+import importlib.util
 import json
+import math
 import os
+import re
 import subprocess
 import sys
 
+import jax
+import jax.numpy as jnp
 import pytest
+from flax import nnx
 
 from lab10 import config as C
 from lab10 import data, runs, sweep, train
@@ -98,5 +104,42 @@ def test_benchmark_script_writes_its_table_and_json(tmp_path):
   assert {"lab10 (stats off)", "lab10 sweep M=1", "lab10 sweep M=2"} <= rows.keys()
   m2 = rows["lab10 sweep M=2"]
   assert m2["model_steps_per_s"] == pytest.approx(2 * m2["steps_per_s"]) and m2["steps_per_s"] > 0
-  assert report["flops_per_step"] == 6 * 100 * (784 * 16 + 16 * 16 * 3 + 16 * 10)
+  # Forward and weight gradients of every layer; input gradients of all but the first (no gradient for the data).
+  assert report["flops_per_step"] == 2 * 100 * (2 * (784 * 16 + 16 * 16 * 3 + 16 * 10) + 16 * 16 * 3 + 16 * 10)
   assert "| lab10 (stats off) |" in out.with_suffix(".md").read_text()
+
+
+def _dot_flops(jaxpr) -> tuple[int, int]:
+  """(number of dot_generals, 2 × output elements × contracted size summed over them) in a jaxpr and its
+  sub-jaxprs."""
+  count, flops = 0, 0
+  for eqn in jaxpr.eqns:
+    if eqn.primitive.name == "dot_general":
+      (lhs_contract, _), _ = eqn.params["dimension_numbers"]
+      lhs = eqn.invars[0].aval.shape
+      count += 1
+      flops += 2 * math.prod(eqn.outvars[0].aval.shape) * math.prod(lhs[d] for d in lhs_contract)
+    subs = [v for p in eqn.params.values() for v in (p if isinstance(p, (tuple, list)) else (p,))]
+    for sub in (getattr(v, "jaxpr", v) for v in subs):
+      if not hasattr(sub, "eqns"):
+        continue
+      c, f = _dot_flops(sub)
+      count, flops = count + c, flops + f
+  return count, flops
+
+
+def test_benchmark_floor_counts_the_matmul_flops_xla_compiles():
+  spec = importlib.util.spec_from_file_location("benchmark", ROOT / "scripts" / "benchmark.py")
+  benchmark = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(benchmark)
+  c = C.with_preset("lab10-4-deep", width=(16,))
+  model = C.make_model(c, (28, 28, 1), 10, nnx.Rngs(params=jax.random.key(0)))
+  tx = C.make_optimizer(c)
+  graphdef, state = train.init_state(model, tx, jax.random.key(1))
+  batch = {"x": jnp.zeros((100, 28, 28, 1)), "y": jnp.zeros(100, jnp.int32)}
+  step = train.make_train_step(graphdef, tx)
+  dots, flops = _dot_flops(jax.make_jaxpr(step)(state, batch).jaxpr)
+  assert flops == benchmark.model_flops_per_step(c.hidden_widths) > 0
+  assert dots == 14  # 5 forward, 5 weight gradients, 4 input gradients: none for the data
+  compiled = jax.jit(step).lower(state, batch).compile().as_text()
+  assert compiled.count(" dot(") == dots  # and XLA compiles exactly those
