@@ -77,9 +77,12 @@ def _command(argv) -> str:
   return " ".join(["python scripts/make_figures.py", *argv])
 
 
+def _value(v) -> str:
+  return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+
 def _entry(name: str, mirrors: str, doc: str, record: dict) -> str:
-  claims = "\n".join(f"| {k} | {v:.4g} |" if isinstance(v, float) else f"| {k} | {v} |"
-                     for k, v in record["claims"].items())
+  claims = "\n".join(f"| {k} | {_value(v)} |" for k, v in record["claims"].items())
   return (f"## {name}\n\n![{name}]({name}.png)\n\n{doc}\n\n**Mirrors:** {mirrors}\n\n"
           f"**Produced by:** `{record['command']}` ({'--quick' if record['quick'] else 'full'} scale, "
           f"{record['wall_time_s']:.0f} s). {record['setting']}\n\n| measured | value |\n|---|---|\n{claims}\n")
@@ -124,7 +127,7 @@ def main(argv=None) -> int:
     runs.write_json(out / f"{name}.json", {
         "name": name, "command": _command(argv), "quick": args.quick, "wall_time_s": wall,
         "setting": result.setting, "claims": result.claims, "data": result.data})
-    print(f"{name}: {wall:.0f}s; " + "; ".join(f"{k} = {v:.4g}" for k, v in list(result.claims.items())[:4]),
+    print(f"{name}: {wall:.0f}s; " + "; ".join(f"{k} = {_value(v)}" for k, v in list(result.claims.items())[:4]),
           flush=True)
   # The README covers every figure whose data is in --out, so --only updates one entry and keeps the rest.
   entries = []

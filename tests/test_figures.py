@@ -78,6 +78,8 @@ def test_he_fig3_he_converges_where_xavier_stalls(mnist_dir):
   loss = r.data["panels"]["training loss"]
   he, xavier = loss["He (Var 2/n)"][1], loss["Xavier (Var 1/n)"][1]
   assert he[-1] < 1.0 and xavier[-1] > 2.0, (he, xavier)
+  escape = "first step with training loss < 2.0 (mean over 100 steps)"
+  assert r.claims[f"He (Var 2/n): {escape}"] == 100 and r.claims[f"Xavier (Var 1/n): {escape}"] == "none in 400"
   # Xavier's first-layer gradient is far smaller than He's at init (He et al.: "diminishing").
   assert r.claims["Xavier (Var 1/n): ‖∂L/∂W_1‖ at init"] < 1e-2 * r.claims["He (Var 2/n): ‖∂L/∂W_1‖ at init"]
 
