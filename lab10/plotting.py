@@ -166,6 +166,16 @@ def heatmaps(rows: Sequence[str], cols: Sequence[str], matrices: Mapping[str, np
   return fig
 
 
+def _cell_position(values: np.ndarray, grid: np.ndarray) -> np.ndarray:
+  """Fractional index of ``values`` on the ascending ``grid`` (cell i at grid[i]), linear between grid points and
+  extrapolated with the slope of the outermost pair beyond them."""
+  index = np.interp(values, grid, np.arange(len(grid)))
+  if len(grid) > 1:
+    index = np.where(values < grid[0], (values - grid[0]) / (grid[1] - grid[0]), index)
+    index = np.where(values > grid[-1], len(grid) - 1 + (values - grid[-1]) / (grid[-1] - grid[-2]), index)
+  return index
+
+
 def phase_diagram(sigma_w2: np.ndarray, sigma_b2: np.ndarray, depth_scale: np.ndarray,
                   critical_w2: np.ndarray, trained: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
                   bias_for_grid: float | None = None, title: str = ""):
@@ -180,7 +190,7 @@ def phase_diagram(sigma_w2: np.ndarray, sigma_b2: np.ndarray, depth_scale: np.nd
                      norm=matplotlib.colors.LogNorm(vmin=1, vmax=1e3), shading="auto")
   ax.plot(critical_w2, sigma_b2, "w--", label=r"$\chi_1 = 1$ (order ↔ chaos)")
   ax.text(0.05, 0.5, "ordered\n(gradients vanish)", transform=ax.transAxes, color="w", fontsize=7)
-  ax.text(0.68, 0.12, "chaotic\n(gradients explode)", transform=ax.transAxes, color="w", fontsize=7)
+  ax.text(0.96, 0.12, "chaotic\n(gradients explode)", transform=ax.transAxes, color="w", fontsize=7, ha="right")
   ax.set_xlabel(r"$\sigma_w^2$ (weight variance × fan_in)")
   ax.set_ylabel(r"$\sigma_b^2$ (bias variance)")
   ax.set_title(r"depth scale $\xi_c$ (layers), tanh")
@@ -190,17 +200,20 @@ def phase_diagram(sigma_w2: np.ndarray, sigma_b2: np.ndarray, depth_scale: np.nd
   if trained is not None:
     w2, depths, accuracy = (np.asarray(v, float) for v in trained)
     ax2 = axes[1]
-    im2 = ax2.pcolormesh(w2, depths, accuracy, cmap="viridis", vmin=0.1, vmax=1.0, shading="nearest")
+    # One equal cell per trained network (σ_w² and depth are not evenly spaced); the 6ξ curve is mapped onto the
+    # cells piecewise-linearly in σ_w² and in log depth, extrapolated past the outermost cells.
+    columns, rows = np.arange(len(w2)), np.arange(len(depths))
+    im2 = ax2.pcolormesh(columns, rows, accuracy, cmap="viridis", vmin=0.1, vmax=1.0, shading="nearest")
     for (i, j), v in np.ndenumerate(accuracy):
-      ax2.text(w2[j], depths[i], f"{v:.2f}", ha="center", va="center", fontsize=6.5,
-               color="black" if v > 0.6 else "white")
+      ax2.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=6.5, color="black" if v > 0.6 else "white")
     row = depth_scale[np.argmin(np.abs(sigma_b2 - bias_for_grid))]
-    ax2.plot(sigma_w2, 6 * row, "w--", linewidth=1.6, label=r"$6\xi_c$ (theory)")
-    lo, hi = depths[0] - (depths[1] - depths[0]) / 2 if len(depths) > 1 else 0, depths[-1] * 1.15
-    ax2.set_ylim(lo, hi)
-    ax2.set_xlim(w2[0] - (w2[1] - w2[0]) / 2, w2[-1] + (w2[-1] - w2[-2]) / 2)
-    ax2.set_xticks(w2)
-    ax2.set_yticks(depths)
+    inside = (sigma_w2 >= w2[0]) & (sigma_w2 <= w2[-1])
+    ax2.plot(np.interp(sigma_w2[inside], w2, columns), _cell_position(np.log(6 * row[inside]), np.log(depths)),
+             "w--", linewidth=1.6, label=r"$6\xi_c$ (theory)")
+    ax2.set_xlim(-0.5, len(w2) - 0.5)
+    ax2.set_ylim(-0.5, len(depths) - 0.5)
+    ax2.set_xticks(columns, [f"{v:g}" for v in w2])
+    ax2.set_yticks(rows, [f"{v:g}" for v in depths])
     ax2.set_xlabel(r"$\sigma_w^2$")
     ax2.set_ylabel("depth L (hidden layers)")
     ax2.set_title(f"test accuracy after training ($\\sigma_b^2$ = {bias_for_grid})")

@@ -66,10 +66,13 @@ as JSON (`<name>.json`: the plotted data, the claims and the settings), and this
 command and scale that produced it and the measured numbers backing its claim; tests/test_figures.py checks every
 claim at reduced scale.
 
-Full scale (each experiment's defaults; not measured yet, estimated 1.5–2 h on a 2-core CPU, most of it the
-activation zoo's 28 runs of 3 epochs on 60k images): `python scripts/make_figures.py --data_dir ../shared/data/mnist`.
-`--quick` (experiments.QUICK) took 679 s on the 2-core development machine while other jobs loaded it (load ≈ 9).
-`lab_accuracies` needs figures/labs.json from scripts/reproduce_labs.py and is skipped without it.
+Full scale (each experiment's defaults): `python scripts/make_figures.py --data_dir ../shared/data/mnist`, 17 min
+(1034 s, the sum of the per-figure times below) on the 2-core development CPU on 2026-11-26, most of it the
+activation zoo (28 runs of 3 epochs on 60k images, 577 s) and the mean-field trainability grid (28 runs, 279 s);
+light test jobs shared the machine during those two. `--quick` (experiments.QUICK) took 679 s on the same
+machine while other jobs loaded it (load ≈ 9). `--redraw` redraws PNG and PDF from the saved JSON without
+re-running anything. `lab_accuracies` needs figures/labs.json from scripts/reproduce_labs.py and is skipped
+without it.
 """
 
 
@@ -88,6 +91,14 @@ def _entry(name: str, mirrors: str, doc: str, record: dict) -> str:
           f"{record['wall_time_s']:.0f} s). {record['setting']}\n\n| measured | value |\n|---|---|\n{claims}\n")
 
 
+def _draw(draw, data: dict, stem: Path) -> None:
+  with plotting.style():
+    fig = draw(**data)
+    fig.savefig(stem.with_suffix(".png"), dpi=200)
+    fig.savefig(stem.with_suffix(".pdf"))
+  plotting.close(fig)
+
+
 def main(argv=None) -> int:
   argv = sys.argv[1:] if argv is None else argv
   p = argparse.ArgumentParser(description=__doc__)
@@ -95,6 +106,9 @@ def main(argv=None) -> int:
   p.add_argument("--quick", action="store_true", help="smaller scale (experiments.QUICK), minutes on a CPU")
   p.add_argument("--data_dir", default=None, help="folder with the MNIST IDX files")
   p.add_argument("--out", default="figures")
+  p.add_argument("--redraw", action="store_true",
+                 help="redraw the PNG and PDF from each figure's saved JSON without re-running its experiment "
+                      "(after a change to lab10/plotting.py); the JSON and its command are kept")
   args = p.parse_args(argv)
   names = args.only.split(",") if args.only else list(FIGURES)
   unknown = [n for n in names if n not in FIGURES]
@@ -107,6 +121,13 @@ def main(argv=None) -> int:
   total = time.perf_counter()
   for name in names:
     experiment, draw, _ = FIGURES[name]
+    if args.redraw:
+      if not (out / f"{name}.json").exists():
+        print(f"{name}: skipped: no {out / name}.json to redraw from", flush=True)
+        continue
+      _draw(draw, json.loads((out / f"{name}.json").read_text())["data"], out / name)
+      print(f"{name}: redrawn from {out / name}.json", flush=True)
+      continue
     kwargs = dict(experiments.QUICK[name]) if args.quick else {}
     if "data_dir" in inspect.signature(experiment).parameters:
       kwargs["data_dir"] = args.data_dir
@@ -119,11 +140,7 @@ def main(argv=None) -> int:
       print(f"{name}: skipped: {e}", flush=True)
       continue
     wall = time.perf_counter() - start
-    with plotting.style():
-      fig = draw(**result.data)
-      fig.savefig(out / f"{name}.png", dpi=200)
-      fig.savefig(out / f"{name}.pdf")
-    plotting.close(fig)
+    _draw(draw, result.data, out / name)
     runs.write_json(out / f"{name}.json", {
         "name": name, "command": _command(argv), "quick": args.quick, "wall_time_s": wall,
         "setting": result.setting, "claims": result.claims, "data": result.data})

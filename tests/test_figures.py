@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from lab10 import experiments
+from lab10 import experiments, plotting
 
 from conftest import ROOT
 
@@ -152,6 +152,27 @@ def test_make_figures_quick_writes_png_pdf_data_and_readme(tmp_path):
   assert record["quick"] is True and abs(record["claims"]["SELU + LeCun: mean at layer 32"]) < 0.05
   readme = (tmp_path / "README.md").read_text()
   assert "## selu_self_normalization" in readme and "--quick" in readme and "## lab_accuracies" not in readme
+  # --redraw: the PNG again from the saved data, the experiment's JSON (command, time, claims) untouched.
+  saved = (tmp_path / "selu_self_normalization.json").read_text()
+  (tmp_path / "selu_self_normalization.png").unlink()
+  redraw = subprocess.run([sys.executable, str(ROOT / "scripts" / "make_figures.py"), "--redraw", "--only",
+                           "selu_self_normalization,variance_vs_depth", "--out", str(tmp_path)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+  assert redraw.returncode == 0, redraw.stderr
+  assert "variance_vs_depth: skipped: no" in redraw.stdout
+  assert (tmp_path / "selu_self_normalization.png").read_bytes()[:4] == b"\x89PNG"
+  assert (tmp_path / "selu_self_normalization.json").read_text() == saved
   bad = subprocess.run([sys.executable, str(ROOT / "scripts" / "make_figures.py"), "--only", "nope"],
                        cwd=ROOT, capture_output=True, text=True, timeout=120)
   assert bad.returncode == 2 and "unknown figure(s) nope" in bad.stderr
+
+
+def test_phase_diagram_cells_map_the_theory_curve_onto_uneven_grids():
+  grid = np.log([10.0, 20.0, 40.0, 80.0])  # depths, one cell each
+  got = plotting._cell_position(np.log([10.0, 30.0, 80.0, 160.0, 5.0]), grid)
+  np.testing.assert_allclose(got, [0.0, 1 + np.log(1.5) / np.log(2), 3.0, 4.0, -1.0])
+  fig = plotting.phase_diagram(sigma_w2=[0.5, 1.0, 2.0], sigma_b2=[0.0, 0.05], depth_scale=[[2, 5, 9], [2, 6, 8]],
+                               critical_w2=[1.0, 1.7], trained=([0.7, 1.76], [30], [[0.1, 0.9]]), bias_for_grid=0.05)
+  ax = fig.axes[1]  # the trainability grid: one equal cell per network, labelled with its value
+  assert [t.get_text() for t in ax.get_xticklabels()] == ["0.7", "1.76"] and ax.get_xlim() == (-0.5, 1.5)
+  plotting.close(fig)
