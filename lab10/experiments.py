@@ -428,10 +428,13 @@ def activation_zoo(data_dir=None, depth: int = 4, width: int = 512, epochs: int 
 # --- 9. dropout and overfitting ------------------------------------------------------------------
 
 
-def dropout_overfitting(data_dir=None, n_train: int = 5000, epochs: int = 30, dropout: float = 0.5,
+def dropout_overfitting(data_dir=None, n_train: int = 5000, epochs: int = 15, dropout: float = 0.5,
                         width: int = 512, seed: int = 0) -> Result:
   """Train vs test accuracy and loss per epoch, lab 10-5 network with and without dropout, on a training
-  subset: without dropout the test loss climbs while the training loss goes to 0."""
+  subset: without dropout the test loss climbs while the training loss goes to 0.
+
+  15 epochs as in lab 10-5. Trained on to 30 epochs, the dropout net memorises the 5000 images too (train
+  accuracy 0.997; accuracy gaps 0.049 vs 0.051), so the gap closes again (2026-11-26, seed 0)."""
   ds = _mnist(data_dir, n_train)
   accuracy, loss, claims = {}, {}, {}
   for label, rate in (("no dropout", 0.0), (f"dropout {dropout}", dropout)):
