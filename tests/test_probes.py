@@ -92,9 +92,12 @@ def test_logged_train_step_reports_the_update_it_made():
   with jax.default_matmul_precision("highest"):
     new_state, metrics = jax.jit(train.make_logged_train_step(graphdef, tx, bounds=TANH[2]))(state, batch)
   ref, grads = _numpy_reference(model, batch, *TANH)
-  for name, g in zip(["dense_0", "dense_1", "head"], grads):
-    ref[f"updates/{name}/norm"] = 0.1 * np.sqrt(np.sum(g**2))
+  kernels = lambda params: [np.asarray(k, np.float64) for k in probes.layer_kernels(params, model.layer_names).values()]
+  for name, g, new, old in zip(["dense_0", "dense_1", "head"], grads, kernels(new_state.params), kernels(state.params)):
+    ref[f"updates/{name}/norm"] = np.sqrt(np.sum((new - old) ** 2))  # the change made, W_{t+1} − W_t
     ref[f"updates/{name}/ratio"] = ref[f"updates/{name}/norm"] / ref[f"params/{name}/norm"]
+    # ... which is SGD's −0.1·∂L/∂W up to float32 rounding of W_{t+1}
+    assert ref[f"updates/{name}/norm"] == pytest.approx(0.1 * np.sqrt(np.sum(g**2)), rel=1e-4)
   _assert_close(metrics["stats"], ref)
   assert float(metrics["loss"]) > 0
 
@@ -149,6 +152,24 @@ def test_abs_percentile_equals_numpy(shape, q):
   x.reshape(-1)[: x.size // 3] = 1.5  # ties
   assert float(probes.abs_percentile(jnp.asarray(x), q)) == pytest.approx(
       np.percentile(np.abs(x.astype(np.float64)), q), rel=1e-6)
+
+
+def test_abs_percentiles_equal_numpy_on_hard_cases_searched_together():
+  rng = np.random.default_rng(1)
+  cases = [np.maximum(rng.standard_normal((50, 64)), 0),                  # relu: half exact zeros
+           np.tanh(3 * rng.standard_normal((50, 64))),                    # saturated near ±1
+           np.zeros((50, 64)),                                            # a dead layer
+           np.where(rng.random((50, 64)) < 0.99, 0.0, rng.random((50, 64))),  # 99% zeros
+           rng.standard_cauchy((50, 64)),                                 # heavy tails
+           np.exp(5 * rng.standard_normal((50, 64))),                     # values over 10 decades
+           rng.integers(0, 3, (50, 64)).astype(float),                    # three values only
+           rng.standard_normal(7), np.array([2.5])]                       # other sizes: their own searches
+  xs = [jnp.asarray(c, jnp.float32) for c in cases]
+  for q in (98.0, 50.0, 0.0, 100.0, 99.9):
+    got = jax.jit(lambda xs: probes.abs_percentiles(xs, q))(xs)
+    for c, g in zip(cases, got):
+      want = np.percentile(np.abs(c.astype(np.float32).astype(np.float64)), q)
+      assert float(g) == pytest.approx(want, rel=1e-6, abs=0), (q, c.shape)
 
 
 def test_histogram_counts_clip_into_the_end_bins():
