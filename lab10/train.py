@@ -136,10 +136,14 @@ def _all_finite(tree) -> jax.Array:
 
 
 def forward_finiteness(acts, logits) -> jax.Array:
-  """Per layer, in forward order (hidden layers, then the logits): are this step's activations all finite?"""
+  """Per layer, in forward order (hidden layers, then the logits): are this step's pre-activations z all finite?
+
+  Only z: every activation in lab10 maps finite z to finite h = φ(z) (tests/test_activations.py; SELU
+  overflows above |z| = 3.2e38, which the next layer's z then shows), so h adds nothing. Checking z and h cost
+  7% of a lab10-4-deep step on the 2-core CPU, z alone within the noise (±1%)."""
   # Pytree round trips sort dict keys (dense_10 before dense_2): order the layers by their index.
   in_order = sorted(acts, key=lambda name: int(name.rsplit("_", 1)[1]))
-  return jnp.stack([_all_finite(acts[n]) for n in in_order] + [_all_finite(logits)])
+  return jnp.stack([_all_finite(acts[n]["pre"]) for n in in_order] + [_all_finite(logits)])
 
 
 def params_finiteness(params) -> jax.Array:

@@ -151,7 +151,7 @@ def test_finiteness_flags_follow_the_layer_order_past_ten_layers():
 
   # Sorted keys put dense_10 before dense_2; the flags must follow the layers' own order.
   acts = {f"dense_{i}": {"pre": jnp.ones(2), "post": jnp.ones(2)} for i in range(12)}
-  acts["dense_2"]["post"] = jnp.array([1.0, jnp.nan])
+  acts["dense_2"]["pre"] = jnp.array([1.0, jnp.nan])
   flags = train.forward_finiteness(dict(sorted(acts.items())), jnp.ones(3))
   assert np.flatnonzero(~np.asarray(flags)).tolist() == [2]
   params = {"blocks": {i: {"kernel": jnp.ones(2)} for i in range(12)}, "head": {"kernel": jnp.ones(2)}}
