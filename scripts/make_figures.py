@@ -69,10 +69,9 @@ claim at reduced scale.
 Full scale (each experiment's defaults): `python scripts/make_figures.py --data_dir ../shared/data/mnist`, 17 min
 (1034 s, the sum of the per-figure times below) on the 2-core development CPU on 2026-11-26, most of it the
 activation zoo (28 runs of 3 epochs on 60k images, 577 s) and the mean-field trainability grid (28 runs, 279 s);
-light test jobs shared the machine during those two. `--quick` (experiments.QUICK) took 679 s on the same
-machine while other jobs loaded it (load ≈ 9). `--redraw` redraws PNG and PDF from the saved JSON without
-re-running anything. `lab_accuracies` needs figures/labs.json from scripts/reproduce_labs.py and is skipped
-without it.
+light test jobs shared the machine during those two. `--quick` (experiments.QUICK, 12 figures) took 278 s on the
+same machine, idle, the same day. `--redraw` redraws PNG and PDF from the saved JSON without re-running
+anything. `lab_accuracies` needs figures/labs.json from scripts/reproduce_labs.py and is skipped without it.
 """
 
 
