@@ -20,8 +20,8 @@ positions (conv) and units alike:
                                            and He's Eq. 13 (taken through ``taps``)
 ``grads/L/norm``, ``grads/L/var``          ‖∂L/∂W‖₂ and the variance of its entries (kernels only)
 ``params/L/norm``                          ‖W‖₂
-``updates/L/norm``, ``updates/L/ratio``    ‖ΔW‖₂ and ‖ΔW‖₂ / ‖W‖₂ (W before the update); during training
-                                           ΔW = W_{t+1} − W_t, the change the step made
+``updates/L/norm``, ``updates/L/ratio``    ‖ΔW‖₂ and ‖ΔW‖₂ / ‖W‖₂ (W before the update); in
+                                           training ΔW = W_{t+1} − W_t, the change the step made
 =========================================  ==========================================================
 
 Everything is computed on device; only these scalars (and, when asked, fixed-bin histograms)
