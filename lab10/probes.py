@@ -202,8 +202,7 @@ def layer_stats(acts: dict, deltas: dict | None = None, *, bounds: Bounds = None
                 grads: dict | None = None, updates: dict | None = None) -> dict[str, jax.Array]:
   """Flat per-layer statistics from per-layer tensors: ``acts[L] = {"pre", "post"}``, ``deltas[L]`` =
   ∂L/∂z, and ``kernels`` / ``grads`` / ``updates`` as returned by ``layer_kernels``."""
-  names = list(acts)
-  p98 = dict(zip(names, abs_percentiles([acts[name]["post"] for name in names])))
+  p98 = dict(zip(acts, abs_percentiles([a["post"] for a in acts.values()])))  # one search for all layers
   nested = {"forward": {name: forward_stats(a["pre"], a["post"], bounds, p98[name]) for name, a in acts.items()}}
   if deltas is not None:
     nested["backward"] = {name: backward_stats(d) for name, d in deltas.items()}

@@ -69,7 +69,7 @@ def init_state(model: nnx.Module, tx: optax.GradientTransformation, dropout_key:
 
 
 def _step(graphdef, tx: optax.GradientTransformation, state: TrainState, batch: dict, taps: dict | None):
-  """One update; returns (state, metrics, trace) with trace = (acts, ∂L/∂taps, grads, updates)."""
+  """One update; returns (state, metrics, trace) with trace = (acts, ∂L/∂taps, grads)."""
 
   def objective(params, taps):
     # Fresh Variables for this trace: batch norm mutates its statistics during the forward pass.
@@ -86,7 +86,7 @@ def _step(graphdef, tx: optax.GradientTransformation, state: TrainState, batch: 
   accuracy = jnp.mean(jnp.argmax(logits, -1) == batch["y"])
   new_state = TrainState(params, rest, opt_state, state.step + 1, state.dropout_key)
   metrics = {"loss": loss, "accuracy": accuracy, "forward_finite": forward_finiteness(acts, logits)}
-  return new_state, metrics, (acts, deltas, grads, updates)
+  return new_state, metrics, (acts, deltas, grads)
 
 
 def make_train_step(graphdef, tx: optax.GradientTransformation) -> Callable:
@@ -111,16 +111,16 @@ def make_logged_train_step(graphdef, tx: optax.GradientTransformation, *, bounds
 
   def train_step(state: TrainState, batch: dict):
     model = nnx.merge(graphdef, state.params, jax.tree.map(lambda v: v, state.rest))
-    new_state, metrics, (acts, deltas, grads, updates) = _step(
+    new_state, metrics, (acts, deltas, grads) = _step(
         graphdef, tx, state, batch, probes.zero_taps(model, batch["x"]))
     names = model.layer_names  # not list(acts): JAX returns dicts sorted, dense_10 before dense_2
     # The update as applied, W_{t+1} − W_t (exact in float32 wherever the two are within a factor 2). Reading it
     # from the new and old parameters lets XLA fuse the optimizer's update into the parameter write as in a plain
     # step; reading the optimizer's ``updates`` would make it write them out in full for the norms.
-    moved = jax.tree.map(lambda new, old: new - old, new_state.params, state.params)
+    kernels, new_kernels = probes.layer_kernels(state.params, names), probes.layer_kernels(new_state.params, names)
     metrics["stats"] = probes.layer_stats(
-        acts, deltas, bounds=bounds, kernels=probes.layer_kernels(state.params, names),
-        grads=probes.layer_kernels(grads, names), updates=probes.layer_kernels(moved, names))
+        acts, deltas, bounds=bounds, kernels=kernels, grads=probes.layer_kernels(grads, names),
+        updates={name: new_kernels[name] - kernel for name, kernel in kernels.items()})
     if edges is not None:
       metrics["histograms"] = probes.activation_histograms(acts, jnp.asarray(edges))
     return new_state, metrics
