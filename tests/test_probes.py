@@ -1,4 +1,5 @@
 import math
+import re
 
 import jax
 import jax.numpy as jnp
@@ -170,6 +171,30 @@ def test_abs_percentiles_equal_numpy_on_hard_cases_searched_together():
     for c, g in zip(cases, got):
       want = np.percentile(np.abs(c.astype(np.float32).astype(np.float64)), q)
       assert float(g) == pytest.approx(want, rel=1e-6, abs=0), (q, c.shape)
+
+
+@pytest.mark.parametrize("rows_fn", [probes.search_percentile_rows, probes.sort_percentile_rows])
+def test_percentile_rows_equal_numpy_at_layer_size(rows_fn):
+  # 100 × 512, where the search's first passes count a sample (every 17th element) before the full data.
+  rng = np.random.default_rng(2)
+  unit = np.arange(51200) % 512
+  cases = [np.maximum(rng.standard_normal(51200) * np.exp(rng.standard_normal(512))[unit], 0),  # unit scales
+           np.tanh(3 * rng.standard_normal(51200)),
+           np.exp(5 * rng.standard_normal(51200)),
+           np.zeros(51200),
+           np.where(np.arange(51200) % 17 == 0, 100.0, rng.random(51200)),  # the sample sees only the 100s
+           np.where(np.arange(51200) % 17 == 0, 0.0, 1 + rng.random(51200)),  # … only zeros
+           rng.integers(0, 3, 51200).astype(float)]
+  a = np.abs(np.stack(cases)).astype(np.float32)
+  for q in (98.0, 50.0, 99.9, 5.0):
+    got = np.asarray(jax.jit(lambda a: rows_fn(a, q))(jnp.asarray(a)))
+    want = np.percentile(a.astype(np.float64), q, axis=1)
+    np.testing.assert_allclose(got, want, rtol=1e-6, atol=0, err_msg=f"q={q}")
+
+
+def test_cpu_percentile_is_the_search_not_a_sort():
+  hlo = jax.jit(probes.abs_percentile).lower(jnp.ones((100, 512))).compile().as_text()
+  assert re.search(r" while\(", hlo) and not re.search(r" sort\(", hlo)
 
 
 def test_histogram_counts_clip_into_the_end_bins():
