@@ -90,16 +90,23 @@ def _step(graphdef, tx: optax.GradientTransformation, state: TrainState, batch: 
   return new_state, metrics, (acts, deltas, grads)
 
 
-def after_backward(grads):
-  """``grads`` + 0, where the 0 is computed from one element of every gradient (exact: x + 0 = x, NaN stays NaN).
+def exact_zero(tree) -> jax.Array:
+  """0.0 computed from one element of every array in ``tree`` (exactly 0 whatever they hold, NaN included).
 
-  This makes each weight's update data-dependent on the whole backward pass, and so on the backward
-  matmul that last reads the old weight. XLA's copy insertion orders by data dependence only: without
-  this it copies every weight read in the backward pass once per step to update it in place (the three
-  512 × 512 kernels of lab10-4-deep, 3 MB per step), with it the update writes in place after the read.
+  Adding it makes a value data-dependent on ``tree``: XLA's copy insertion orders buffer reuse by data
+  dependence only, so where an array is overwritten in place while another computation still reads its
+  old contents, XLA copies the array unless the overwrite depends on that reader's result.
   """
-  firsts = [g.reshape(-1)[0] for g in jax.tree.leaves(grads) if g.size]
-  zero = sum((v != v).astype(jnp.float32) for v in firsts) * 0.0
+  firsts = [v.reshape(-1)[0] for v in jax.tree.leaves(tree) if v.size]
+  return sum((v != v).astype(jnp.float32) for v in firsts) * 0.0
+
+
+def after_backward(grads):
+  """``grads`` + ``exact_zero(grads)``: each weight's update then depends on the whole backward pass, and
+  so on the backward matmul that last reads the old weight, and is written in place after it. Without
+  this XLA copies every weight the backward pass reads, once per step (the three 512 × 512 kernels of
+  lab10-4-deep, 3 MB per step; the plain step is 6.5% faster without the copies)."""
+  zero = exact_zero(grads)
   return jax.tree.map(lambda g: g + zero.astype(g.dtype), grads)
 
 
@@ -208,7 +215,8 @@ def make_epoch(train_step: Callable, batch_size: int, *, logged_step: Callable |
     else:
       def block(state, idx):  # idx: (n, batch) — one logged step, then n − 1 plain ones
         state, logged = logged_step(state, {"x": x[idx[0]], "y": y[idx[0]]})
-        state, rest = jax.lax.scan(plain, state, idx[1:])
+        # The plain steps overwrite the parameters in place: their batches wait for the statistics to read them.
+        state, rest = jax.lax.scan(plain, state, idx[1:] + exact_zero(logged).astype(idx.dtype))
         return state, (logged, rest)
 
       full, remainder = divmod(steps, log_every)

@@ -100,22 +100,24 @@ def _weight_copies_in_loops(hlo: str, shape: str) -> int:
   return copies
 
 
-def test_epoch_updates_weights_in_place(monkeypatch):
-  # Width 24 ≠ the input's 16 features: only the hidden 24 × 24 kernels are read by the backward pass.
+def test_epochs_update_weights_in_place(monkeypatch):
+  # Width 24 ≠ the input's 16 features: the 24 × 24 kernels (2) are the ones the backward pass reads.
   c = C.with_preset(None, depth=3, width=(24,), activation="relu", init="he_normal", optimizer="adam")
   model = C.make_model(c, (4, 4, 1), 3, nnx.Rngs(params=jax.random.key(0)))
   tx = C.make_optimizer(c)
   graphdef, state = train.init_state(model, tx, jax.random.key(1))
-  x, y = np.zeros((40, 4, 4, 1), np.float32), np.zeros(40, np.int32)
+  x, y = np.zeros((80, 4, 4, 1), np.float32), np.zeros(80, np.int32)
 
-  def copies():
-    epoch = train.make_epoch(train.make_train_step(graphdef, tx), 8)
+  def copies(**logged):
+    epoch = train.make_epoch(train.make_train_step(graphdef, tx), 8, **logged)
     return _weight_copies_in_loops(epoch.lower(state, x, y, jax.random.key(2)).compile().as_text(), "24,24")
 
+  every_5 = dict(logged_step=train.make_logged_train_step(graphdef, tx), log_every=5)
   assert copies() == 0
-  monkeypatch.setattr(train, "after_backward", lambda grads: grads)
-  if copies() == 0:
-    pytest.skip("this XLA updates in place without after_backward: it is no longer needed")
+  assert copies(**every_5) == 2  # a logged step keeps W_t beside W_{t+1} for ‖W_{t+1} − W_t‖: one copy per kernel
+  monkeypatch.setattr(train, "exact_zero", lambda tree: np.float32(0))
+  if copies() == 0 and copies(**every_5) == 2:
+    pytest.skip("this XLA updates in place without exact_zero's data dependences: they are no longer needed")
 
 
 def test_evaluate_handles_a_partial_last_batch():
