@@ -106,6 +106,9 @@ def test_benchmark_script_writes_its_table_and_json(tmp_path):
   # Forward and weight gradients of every layer; input gradients of all but the first (no gradient for the data).
   assert report["flops_per_step"] == 2 * 100 * (2 * (784 * 16 + 16 * 16 * 3 + 16 * 10) + 16 * 16 * 3 + 16 * 10)
   assert "| lab10 (stats off) |" in out.with_suffix(".md").read_text()
+  every_10, off = rows["lab10 (stats every 10 steps)"], rows["lab10 (stats off)"]  # one repeat: paired = minima
+  assert every_10["overhead_paired"] == pytest.approx(every_10["repeats_s"][0] / off["repeats_s"][0] - 1)
+  assert every_10["overhead_min"] == pytest.approx(every_10["overhead_paired"])
 
 
 def _dot_flops(jaxpr) -> tuple[int, int]:
