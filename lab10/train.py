@@ -69,7 +69,8 @@ def init_state(model: nnx.Module, tx: optax.GradientTransformation, dropout_key:
 
 
 def _step(graphdef, tx: optax.GradientTransformation, state: TrainState, batch: dict, taps: dict | None):
-  """One update; returns (state, metrics, trace) with trace = (acts, ∂L/∂taps, grads)."""
+  """One update; returns (state, metrics, trace) with trace = (acts, ∂L/∂taps, grads): the gradients as the
+  backward pass wrote them, the values the optimizer applied (``after_backward`` adds an exact zero)."""
 
   def objective(params, taps):
     # Fresh Variables for this trace: batch norm mutates its statistics during the forward pass.
@@ -81,8 +82,9 @@ def _step(graphdef, tx: optax.GradientTransformation, state: TrainState, batch: 
 
   (loss, (logits, acts, rest)), (grads, deltas) = jax.value_and_grad(
       objective, argnums=(0, 1), has_aux=True)(state.params, taps)
-  grads = after_backward(grads)
-  updates, opt_state = tx.update(grads, state.opt_state, state.params)
+  # The trace keeps the gradients as the backward pass wrote them: statistics that read ``after_backward``'s
+  # copy would make XLA write that copy out in full (it is otherwise fused into the optimizer's update).
+  updates, opt_state = tx.update(after_backward(grads), state.opt_state, state.params)
   params = optax.apply_updates(state.params, updates)
   accuracy = jnp.mean(jnp.argmax(logits, -1) == batch["y"])
   new_state = TrainState(params, rest, opt_state, state.step + 1, state.dropout_key)
