@@ -167,24 +167,24 @@ def _search(bits: jax.Array, rank: jax.Array, low, high, c_low, c_high, gap: int
   """Narrow each row's bracket (low, high] around ``rank`` (``search_percentile_rows`` explains how) until
   #{bits ≤ low} = rank, #{bits ≤ high} = rank + 1, high = low + 1, or the count gap is at most ``gap``."""
 
-  def found(bracket):
-    low, high, c_low, c_high, _ = bracket
-    return (c_low == rank) | (c_high == rank + 1) | (high - low <= 1) | (c_high - c_low <= gap)
+  def found(b):  # b: int32 (5, L) — low, high, c_low, c_high, bisect next (one array: one write per pass)
+    return (b[2] == rank) | (b[3] == rank + 1) | (b[1] - b[0] <= 1) | (b[3] - b[2] <= gap)
 
-  def narrow(bracket):  # a finished row stays finished: its end conditions survive any further move
-    low, high, c_low, c_high, bisect = bracket
+  def narrow(b):  # a finished row stays finished: its end conditions survive any further move
+    low, high, c_low, c_high, bisect = b
     width = (high - low).astype(jnp.float32)
     frac = jnp.clip((rank + 0.5 - c_low) / (c_high - c_low), 0.0, 0.999)  # < 1: no int32 overflow below
-    trial = jnp.where(bisect, low + (high - low) // 2, low + (frac * width).astype(jnp.int32))
+    trial = jnp.where(bisect > 0, low + (high - low) // 2, low + (frac * width).astype(jnp.int32))
     trial = jnp.clip(trial, low + 1, jnp.maximum(high - 1, low + 1))
     c = _count(bits, trial)
     above = c > rank
     new_c_low, new_c_high = jnp.where(above, c_low, c), jnp.where(above, c, c_high)
-    stalled = ~bisect & (4 * (new_c_high - new_c_low) > c_high - c_low)  # bisect next
-    return jnp.where(above, low, trial), jnp.where(above, trial, high), new_c_low, new_c_high, stalled
+    stalled = (bisect == 0) & (4 * (new_c_high - new_c_low) > c_high - c_low)  # bisect next
+    return jnp.stack([jnp.where(above, low, trial), jnp.where(above, trial, high), new_c_low, new_c_high,
+                      stalled.astype(jnp.int32)])
 
-  start = (low, high, c_low, c_high, jnp.zeros(bits.shape[0], bool))
-  return jax.lax.while_loop(lambda b: ~jnp.all(found(b)), narrow, start)[:4]
+  start = jnp.stack([low, high, c_low, c_high, jnp.zeros(bits.shape[0], jnp.int32)])
+  return tuple(jax.lax.while_loop(lambda b: ~jnp.all(found(b)), narrow, start)[:4])
 
 
 def forward_stats(pre: jax.Array, post: jax.Array, bounds: Bounds = None,
