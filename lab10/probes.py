@@ -110,8 +110,9 @@ def search_percentile_rows(a: jax.Array, q: float) -> jax.Array:
      off, and then the whole range stands in on that side: the result is exact either way;
   3. the search goes on over the full data from that bracket (about a thousand elements wide on 51,200)
      and stops as soon as #{bits ≤ low} = ⌊p⌋ (s[⌊p⌋] is then the smallest value above low),
-     #{bits ≤ high} = ⌊p⌋ + 1 (the largest value up to high), or high = low + 1; four more passes find
-     s[⌊p⌋] and s[⌊p⌋+1] (both candidates for s[⌊p⌋] are reduced, a count, a minimum).
+     #{bits ≤ high} = ⌊p⌋ + 1 (the largest value up to high), or high = low + 1; three more passes find
+     s[⌊p⌋] and s[⌊p⌋+1] (a minimum over the values above low, or the negated values up to high, row by row;
+     a count; a minimum).
   On the activations of a 100 × 512 layer: 9–15 passes over the sample and 6–10 over the full data,
   against 14–22 full passes without the sample (1.36 against 1.67 ms for four such layers on 2 CPU
   cores). Rows (an MLP's equal-size hidden layers) share each pass, one stacked reduction per pass.
@@ -147,9 +148,12 @@ def search_percentile_rows(a: jax.Array, q: float) -> jax.Array:
   # 3. The exact search over the full data.
   low, high, c_low, c_high = _search(bits, jnp.full(rows, lo, jnp.int32), low, high, c_low, c_high)
   inf = jnp.float32(jnp.inf)
-  below = jnp.where(c_low == lo, jnp.min(jnp.where(bits > low[:, None], a, inf), axis=1),  # s[lo]
-                    jnp.where(c_high == lo + 1, jnp.max(jnp.where(bits <= high[:, None], a, -inf), axis=1),
-                              jax.lax.bitcast_convert_type(high, jnp.float32)))
+  # s[lo] is the smallest value above low where #{bits ≤ low} = lo, else the largest up to high where
+  # #{bits ≤ high} = lo + 1 (else high = low + 1 is s[lo]'s pattern): one pass, a minimum of a or of −a per row.
+  up = c_low == lo
+  m = jnp.min(jnp.where(up[:, None], jnp.where(bits > low[:, None], a, inf), jnp.where(bits <= high[:, None], -a, inf)),
+              axis=1)
+  below = jnp.where(up, m, jnp.where(c_high == lo + 1, -m, jax.lax.bitcast_convert_type(high, jnp.float32)))
   # s[lo + 1] is s[lo] again if it is repeated, else the smallest value above it.
   repeated = jnp.sum(a <= below[:, None], axis=1, dtype=jnp.int32) > lo + 1
   above = jnp.where(repeated | (lo + 1 >= n), below, jnp.min(jnp.where(a > below[:, None], a, inf), axis=1))
