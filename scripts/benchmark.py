@@ -201,7 +201,7 @@ def main(argv=None) -> int:
   lines.append(f"| FLOP floor ({flops / 1e6:.0f} MFLOP/step at {rate / 1e9:.0f} GFLOP/s, "
                f"{args.matmul}² matmul) | {1e3 / floor_ms:.0f} | {floor_ms:.2f} | | 1.00 |" + " |" * len(peers))
   # The statistics' cost from each repeat's pair of runs (back to back, so a noisy moment hits both) and from minima.
-  off = times["lab10 (stats off)"]
+  off = lab10["repeats_s"]
   for r in results[1:3]:
     paired = statistics.median(t / o for t, o in zip(r["repeats_s"], off)) - 1
     r["overhead_paired"], r["overhead_min"] = paired, min(r["repeats_s"]) / min(off) - 1
