@@ -162,6 +162,20 @@ def validate(c: Config) -> Config:
   return c
 
 
+def check_data_dir(c: Config) -> None:
+  """ConfigError unless --data_dir, if given, is a folder."""
+  if c.data_dir and not Path(c.data_dir).expanduser().is_dir():
+    raise ConfigError(f"--data_dir {c.data_dir} does not exist or is not a folder; expected "
+                      f"the folder holding the raw {c.dataset} files")
+
+
+def check_batch_size(c: Config, n_train: int, dataset: str) -> None:
+  """ConfigError unless one batch fits in the ``n_train`` training examples."""
+  if c.batch_size > n_train:
+    raise ConfigError(f"--batch_size {c.batch_size} is larger than the {n_train} training examples of "
+                      f"{dataset}; expected 1..{n_train}")
+
+
 def _shown(value) -> str:
   return ",".join(map(str, value)) if isinstance(value, tuple) else str(value)
 
@@ -222,7 +236,9 @@ def make_optimizer(c: Config) -> optax.GradientTransformation:
 
 # --- flags --------------------------------------------------------------------------------------
 
-class _OneLineParser(argparse.ArgumentParser):
+class OneLineParser(argparse.ArgumentParser):
+  """argparse whose errors are one line (``prog: error: …``), exit status 2."""
+
   def __init__(self, *args, **kwargs):
     super().__init__(*args, **kwargs)
     # Read "-1e-4" as a negative number, not a flag, as Python 3.13's argparse does (3.11: "-1.5" only).
@@ -249,7 +265,7 @@ def _parse_bool(text: str) -> bool:
 
 def parser(description: str) -> argparse.ArgumentParser:
   """Flags for every Config field; unset flags stay None so presets can fill them."""
-  p = _OneLineParser(description=description)
+  p = OneLineParser(description=description)
   p.add_argument("--preset", default=None, help=f"one of {', '.join(PRESETS)}; explicit flags override it")
   # (--preset is added first so that its list of names heads the help.)
   parse = {str: str, str | None: str, int: int, float: float, bool: _parse_bool, tuple[int, ...]: _parse_widths}

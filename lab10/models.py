@@ -2,10 +2,10 @@
 
 Both expose ``forward(x, *, train, dropout_key, taps) -> (logits, acts)``:
 
-* ``acts[name] = {"pre": z, "post": h}`` for every hidden layer (``dense_i`` / ``conv_i``),
-  the values the forward pass really used — z after the affine map (and batch norm),
-  h = φ(z) before dropout;
-* ``taps[name]``, if given, is added to z — pass zeros and differentiate to get ∂L/∂z.
+* ``acts[i] = {"pre": z, "post": h}`` for hidden layer i, in layer order (named ``layer_names[i]``:
+  ``dense_i`` / ``conv_i``), the values the forward pass really used — z after the affine map (and batch
+  norm), h = φ(z) before dropout. A list, so the order survives JAX's pytree round trips (which sort dict keys);
+* ``taps[i]``, if given, is added to layer i's z — pass zeros and differentiate to get ∂L/∂z.
 
 ``__call__`` returns the logits alone; under ``jax.jit`` the unused activations cost
 nothing, so training and analysis share one code path. (We return activations
@@ -24,10 +24,16 @@ from flax import nnx
 from lab10.initializers import Initializer
 
 Activation = Callable[[jax.Array], jax.Array]
-Acts = dict[str, dict[str, jax.Array]]
+Acts = list[dict[str, jax.Array]]  # per hidden layer, in order: {"pre": z, "post": h}
 
 # nnx.List appeared in Flax 0.11; older versions take a plain list of modules.
 _ModuleList = getattr(nnx, "List", list)
+
+
+def hidden_blocks(tree) -> list:
+  """The per-layer subtrees of a params-shaped ``nnx.State`` (parameters, gradients, updates), in layer order."""
+  blocks = tree["blocks"] if "blocks" in tree else {}
+  return [blocks[i] for i in sorted(blocks.keys())]
 
 
 class Block(nnx.Module):
@@ -65,15 +71,15 @@ class _Classifier(nnx.Module):
     return x
 
   def forward(self, x: jax.Array, *, train: bool = False, dropout_key: jax.Array | None = None,
-              taps: dict[str, jax.Array] | None = None) -> tuple[jax.Array, Acts]:
-    """Logits and per-hidden-layer ``{"pre", "post"}`` activations. Dropout needs ``dropout_key`` when training."""
+              taps: Sequence[jax.Array | None] | None = None) -> tuple[jax.Array, Acts]:
+    """Logits and per-hidden-layer ``{"pre", "post"}`` activations, in layer order. Dropout needs
+    ``dropout_key`` when training."""
     rngs = nnx.Rngs(dropout=dropout_key) if dropout_key is not None else None
     h = self._prepare(x)
-    acts: Acts = {}
+    acts: Acts = []
     for i, block in enumerate(self.blocks):
-      name = f"{self.prefix}_{i}"
-      h, z, post = block(h, train=train, rngs=rngs, tap=None if taps is None else taps.get(name))
-      acts[name] = {"pre": z, "post": post}
+      h, z, post = block(h, train=train, rngs=rngs, tap=None if taps is None else taps[i])
+      acts.append({"pre": z, "post": post})
       h = self._features(h, i)
     return self.head(self._pool(h)), acts
 

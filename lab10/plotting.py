@@ -157,9 +157,9 @@ def heatmaps(rows: Sequence[str], cols: Sequence[str], matrices: Mapping[str, np
     ax.set_xticks(range(len(cols)), cols, rotation=30, ha="right")
     ax.set_yticks(range(len(rows)), rows)
     ax.grid(False)
-    for (i, j), v in np.ndenumerate(m):
-      ax.text(j, i, format(v, fmt.get(name, ".3f")), ha="center", va="center", fontsize=6.5,
-              color="white" if im.norm(v) < 0.5 else "black")
+    for (i, j), v in np.ndenumerate(m):  # NaN: the run diverged
+      ax.text(j, i, "diverged" if np.isnan(v) else format(v, fmt.get(name, ".3f")), ha="center", va="center",
+              fontsize=6.5, color="black" if np.isnan(v) or im.norm(v) >= 0.5 else "white")
     ax.set_title(name)
     fig.colorbar(im, ax=ax, shrink=0.8)
   fig.suptitle(title)
@@ -203,9 +203,11 @@ def phase_diagram(sigma_w2: np.ndarray, sigma_b2: np.ndarray, depth_scale: np.nd
     # One equal cell per trained network (σ_w² and depth are not evenly spaced); the 6ξ curve is mapped onto the
     # cells piecewise-linearly in σ_w² and in log depth, extrapolated past the outermost cells.
     columns, rows = np.arange(len(w2)), np.arange(len(depths))
-    im2 = ax2.pcolormesh(columns, rows, accuracy, cmap="viridis", vmin=0.1, vmax=1.0, shading="nearest")
-    for (i, j), v in np.ndenumerate(accuracy):
-      ax2.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=6.5, color="black" if v > 0.6 else "white")
+    im2 = ax2.pcolormesh(columns, rows, accuracy, cmap=matplotlib.colormaps["viridis"].with_extremes(bad="0.85"),
+                         vmin=0.1, vmax=1.0, shading="nearest")
+    for (i, j), v in np.ndenumerate(accuracy):  # NaN: the run diverged
+      label, color = ("diverged", "black") if np.isnan(v) else (f"{v:.2f}", "black" if v > 0.6 else "white")
+      ax2.text(j, i, label, ha="center", va="center", fontsize=6.5, color=color)
     row = depth_scale[np.argmin(np.abs(sigma_b2 - bias_for_grid))]
     inside = (sigma_w2 >= w2[0]) & (sigma_w2 <= w2[-1])
     ax2.plot(np.interp(sigma_w2[inside], w2, columns), _cell_position(np.log(6 * row[inside]), np.log(depths)),

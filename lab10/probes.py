@@ -2,7 +2,7 @@
 
 One small function per kind of tensor is mapped over the layers, and the results are
 flattened into keys ``<group>/<layer>/<stat>`` (layers ``dense_i`` / ``conv_i``, plus
-``head`` for weights). Moments pool every element of a layer's tensor — examples,
+``head`` for weights). Per-layer tensors come as lists in layer order beside the layer names. Moments pool every element of a layer's tensor — examples,
 positions (conv) and units alike:
 
 =========================================  ==========================================================
@@ -30,8 +30,6 @@ reach the host.
 
 from __future__ import annotations
 
-import functools
-import itertools
 from collections.abc import Callable, Sequence
 
 import jax
@@ -40,13 +38,11 @@ import numpy as np
 import optax
 from flax import nnx
 
-from lab10 import config as config_lib
+from lab10 import models, percentile
 
 Bounds = tuple[float, float] | None
 SATURATION_MARGIN = 0.01  # saturated: within 1% of the activation's range from a bound
 P98 = 98.0
-SAMPLE_STRIDE = 17  # search_percentile_rows: the first passes count every 17th element
-_ALL = np.iinfo(np.int32).max  # a bit pattern above every |x|, NaN included: #{bits ≤ _ALL} = N
 
 
 # --- one tensor → a few scalars -----------------------------------------------------------------
@@ -58,139 +54,6 @@ def moments(x: jax.Array) -> tuple[jax.Array, jax.Array]:
   return mean, jnp.mean(jnp.square(x - mean))
 
 
-def abs_percentile(x: jax.Array, q: float = P98) -> jax.Array:
-  """The q-th percentile of |x| over all N elements, interpolated linearly like ``np.percentile``:
-  with s the ascending sort and p = q/100·(N − 1), s[⌊p⌋] + (p − ⌊p⌋)(s[⌊p⌋+1] − s[⌊p⌋]).
-  ``abs_percentiles`` explains how."""
-  return abs_percentiles([x], q)[0]
-
-
-def abs_percentiles(xs: Sequence[jax.Array], q: float = P98) -> list[jax.Array]:
-  """``abs_percentile`` of each array in ``xs``; arrays of equal size are computed together.
-
-  On GPUs a sort (``sort_percentile_rows``). On CPUs and TPUs a search without a sort
-  (``search_percentile_rows``): XLA on CPU sorts 20–30× slower than it counts, and a GPU would pay a
-  host round trip for each iteration of the search's loop. Both are exact and give the same numbers.
-  """
-  out: list[jax.Array | None] = [None] * len(xs)
-  by_size: dict[int, list[int]] = {}
-  for i, x in enumerate(xs):
-    by_size.setdefault(x.size, []).append(i)
-  for indices in by_size.values():
-    a = jnp.stack([jnp.abs(xs[i]).reshape(-1).astype(jnp.float32) for i in indices])
-    search, sort = functools.partial(search_percentile_rows, q=q), functools.partial(sort_percentile_rows, q=q)
-    rows = jax.lax.platform_dependent(a, cpu=search, tpu=search, default=sort)
-    for row, i in enumerate(indices):
-      out[i] = rows[row]
-  return out
-
-
-def sort_percentile_rows(a: jax.Array, q: float) -> jax.Array:
-  """The q-th percentile of each row of ``a`` (shape (L, N)), interpolated like ``np.percentile``, by a sort."""
-  n = a.shape[1]
-  pos = q / 100.0 * (n - 1)
-  lo = int(np.floor(pos))
-  s = jnp.sort(a, axis=1)
-  return s[:, lo] + (pos - lo) * (s[:, min(lo + 1, n - 1)] - s[:, lo])
-
-
-def search_percentile_rows(a: jax.Array, q: float) -> jax.Array:
-  """The q-th percentile of each row of ``a`` (rows ≥ 0, shape (L, N)), interpolated like ``np.percentile``.
-
-  Exact, without a sort: s[⌊p⌋] is found by searching the float32 bit patterns, which are ordered like
-  the values for x ≥ 0, with counting passes #{bits ≤ t}. A search keeps a bracket (low, high] with
-  #{bits ≤ low} ≤ rank < #{bits ≤ high} and moves one end per pass to a trial pattern interpolated from
-  the two counts (regula falsi on the empirical CDF), or to the midpoint after an interpolation that did
-  not cut the count gap to a quarter (regula falsi stalls).
-
-  A counting pass runs at ~3·10⁹ elements/s on a CPU core, so most passes are made cheap by a sample
-  (every ``SAMPLE_STRIDE``-th element, a stride coprime with power-of-two widths so every unit is seen):
-  1. on the sample, bracket the sample ranks 4 standard deviations (+2) either side of the target;
-  2. one pass counts the full data at those two patterns. They bracket ⌊p⌋ unless the sample was far
-     off, and then the whole range stands in on that side: the result is exact either way;
-  3. the search goes on over the full data from that bracket (about a thousand elements wide on 51,200)
-     and stops as soon as #{bits ≤ low} = ⌊p⌋ (s[⌊p⌋] is then the smallest value above low),
-     #{bits ≤ high} = ⌊p⌋ + 1 (the largest value up to high), or high = low + 1; three more passes find
-     s[⌊p⌋] and s[⌊p⌋+1] (a minimum over the values above low, or the negated values up to high, row by row;
-     a count; a minimum).
-  On the activations of a 100 × 512 layer: 9–15 passes over the sample and 6–10 over the full data,
-  against 14–22 full passes without the sample (1.36 against 1.67 ms for four such layers on 2 CPU
-  cores). Rows (an MLP's equal-size hidden layers) share each pass, one stacked reduction per pass.
-  """
-  rows, n = a.shape
-  pos = q / 100.0 * (n - 1)
-  lo = int(np.floor(pos))
-  bits = jax.lax.bitcast_convert_type(a, jnp.int32)
-
-  # 1. Sample ranks either side of the target, 4 standard deviations of a sample quantile plus 2 apart.
-  sample = bits[:, ::SAMPLE_STRIDE]
-  size = sample.shape[1]
-  frac = (lo + 0.5) / n
-  centre = frac * size - 0.5
-  margin = 4.0 * np.sqrt(size * frac * (1 - frac)) + 2
-  ranks = np.clip([int(np.floor(centre - margin)), int(np.ceil(centre + margin))], 0, size - 1)
-  sample = jnp.concatenate([sample, sample])
-  rank = jnp.repeat(jnp.asarray(ranks, jnp.int32), rows)
-  zeros = _count(sample, jnp.zeros(2 * rows, jnp.int32))
-  at_zero = zeros > rank  # the target is an exact zero: (−1, 0] brackets it
-  low, high, _, _ = _search(sample, rank, jnp.where(at_zero, -1, 0), jnp.where(at_zero, 0, jnp.max(sample, axis=1)),
-                            jnp.where(at_zero, 0, zeros), jnp.where(at_zero, zeros, size), gap=8)
-  # 2. Count the full data at the two sample patterns; keep the tightest bracket of ⌊p⌋ among them and the ends.
-  trials = jnp.stack([low[:rows], high[rows:]], axis=1)  # #{sample ≤ ·} ≤ the lower rank; > the upper rank
-  counts = _count(bits, trials)
-  candidates = jnp.concatenate([jnp.full((rows, 1), -1), trials, jnp.full((rows, 1), _ALL)], axis=1)
-  candidate_counts = jnp.concatenate([jnp.zeros((rows, 1), jnp.int32), counts, jnp.full((rows, 1), n)], axis=1)
-  below_rank = candidate_counts <= lo
-  low = jnp.max(jnp.where(below_rank, candidates, -1), axis=1)
-  high = jnp.min(jnp.where(below_rank, _ALL, candidates), axis=1)
-  c_low = jnp.max(jnp.where(below_rank, candidate_counts, 0), axis=1)
-  c_high = jnp.min(jnp.where(below_rank, n, candidate_counts), axis=1)
-  # 3. The exact search over the full data.
-  low, high, c_low, c_high = _search(bits, jnp.full(rows, lo, jnp.int32), low, high, c_low, c_high)
-  inf = jnp.float32(jnp.inf)
-  # s[lo] is the smallest value above low where #{bits ≤ low} = lo, else the largest up to high where
-  # #{bits ≤ high} = lo + 1 (else high = low + 1 is s[lo]'s pattern): one pass, a minimum of a or of −a per row.
-  up = c_low == lo
-  m = jnp.min(jnp.where(up[:, None], jnp.where(bits > low[:, None], a, inf), jnp.where(bits <= high[:, None], -a, inf)),
-              axis=1)
-  below = jnp.where(up, m, jnp.where(c_high == lo + 1, -m, jax.lax.bitcast_convert_type(high, jnp.float32)))
-  # s[lo + 1] is s[lo] again if it is repeated, else the smallest value above it.
-  repeated = jnp.sum(a <= below[:, None], axis=1, dtype=jnp.int32) > lo + 1
-  above = jnp.where(repeated | (lo + 1 >= n), below, jnp.min(jnp.where(a > below[:, None], a, inf), axis=1))
-  return below + (pos - lo) * (above - below)
-
-
-def _count(bits: jax.Array, threshold: jax.Array) -> jax.Array:
-  """Per row of ``bits`` (L, N): #{bits ≤ threshold}, for thresholds of shape (L,) or (L, K)."""
-  if threshold.ndim == 1:
-    return jnp.sum(bits <= threshold[:, None], axis=1, dtype=jnp.int32)
-  return jnp.sum(bits[:, None, :] <= threshold[:, :, None], axis=2, dtype=jnp.int32)
-
-
-def _search(bits: jax.Array, rank: jax.Array, low, high, c_low, c_high, gap: int = 0):
-  """Narrow each row's bracket (low, high] around ``rank`` (``search_percentile_rows`` explains how) until
-  #{bits ≤ low} = rank, #{bits ≤ high} = rank + 1, high = low + 1, or the count gap is at most ``gap``."""
-
-  def found(b):  # b: int32 (5, L) — low, high, c_low, c_high, bisect next (one array: one write per pass)
-    return (b[2] == rank) | (b[3] == rank + 1) | (b[1] - b[0] <= 1) | (b[3] - b[2] <= gap)
-
-  def narrow(b):  # a finished row stays finished: its end conditions survive any further move
-    low, high, c_low, c_high, bisect = b
-    width = (high - low).astype(jnp.float32)
-    frac = jnp.clip((rank + 0.5 - c_low) / (c_high - c_low), 0.0, 0.999)  # < 1: no int32 overflow below
-    trial = jnp.where(bisect > 0, low + (high - low) // 2, low + (frac * width).astype(jnp.int32))
-    trial = jnp.clip(trial, low + 1, jnp.maximum(high - 1, low + 1))
-    c = _count(bits, trial)
-    above = c > rank
-    new_c_low, new_c_high = jnp.where(above, c_low, c), jnp.where(above, c, c_high)
-    stalled = (bisect == 0) & (4 * (new_c_high - new_c_low) > c_high - c_low)  # bisect next
-    return jnp.stack([jnp.where(above, low, trial), jnp.where(above, trial, high), new_c_low, new_c_high,
-                      stalled.astype(jnp.int32)])
-
-  start = jnp.stack([low, high, c_low, c_high, jnp.zeros(bits.shape[0], jnp.int32)])
-  return tuple(jax.lax.while_loop(lambda b: ~jnp.all(found(b)), narrow, start)[:4])
-
-
 def forward_stats(pre: jax.Array, post: jax.Array, bounds: Bounds = None,
                   abs_p98: jax.Array | None = None) -> dict[str, jax.Array]:
   """Statistics of one layer's z (``pre``) and h = φ(z) (``post``); the module docstring defines them.
@@ -199,7 +62,7 @@ def forward_stats(pre: jax.Array, post: jax.Array, bounds: Bounds = None,
   act_mean, act_var = moments(post)
   never_positive = jnp.all(pre.reshape(-1, pre.shape[-1]) <= 0, axis=0)
   stats = {"pre_mean": pre_mean, "pre_var": pre_var, "act_mean": act_mean, "act_var": act_var,
-           "act_abs_p98": abs_percentile(post) if abs_p98 is None else abs_p98, "dead": jnp.mean(never_positive)}
+           "act_abs_p98": percentile.abs_percentile(post, P98) if abs_p98 is None else abs_p98, "dead": jnp.mean(never_positive)}
   if bounds is not None:
     lo, hi = bounds
     margin = SATURATION_MARGIN * (hi - lo)
@@ -245,12 +108,10 @@ def histogram_edges(bounds: Bounds, bins: int = 50) -> np.ndarray:
 # --- layers → flat keys -------------------------------------------------------------------------
 
 
-def layer_kernels(tree, layer_names: Sequence[str]) -> dict[str, jax.Array]:
-  """The kernel of each hidden layer (by name) and of ``head`` from a params-shaped ``nnx.State``
-  (parameters, gradients or updates). ``layer_names`` in the model's order (``model.layer_names``)."""
-  kernels = {name: tree["blocks"][i]["layer"]["kernel"][...] for i, name in enumerate(layer_names)}
-  kernels["head"] = tree["head"]["kernel"][...]
-  return kernels
+def layer_kernels(tree) -> list[jax.Array]:
+  """The kernel of each hidden layer, in order, then of the head, from a params-shaped ``nnx.State``
+  (parameters, gradients or updates); named ``model.layer_names + ["head"]``."""
+  return [block["layer"]["kernel"][...] for block in models.hidden_blocks(tree)] + [tree["head"]["kernel"][...]]
 
 
 def flatten(nested: dict[str, dict[str, dict[str, jax.Array]]]) -> dict[str, jax.Array]:
@@ -259,41 +120,44 @@ def flatten(nested: dict[str, dict[str, dict[str, jax.Array]]]) -> dict[str, jax
           for layer, stats in layers.items() for stat, value in stats.items()}
 
 
-def layer_stats(acts: dict, deltas: dict | None = None, *, bounds: Bounds = None, kernels: dict | None = None,
-                grads: dict | None = None, updates: dict | None = None) -> dict[str, jax.Array]:
-  """Flat per-layer statistics from per-layer tensors: ``acts[L] = {"pre", "post"}``, ``deltas[L]`` =
-  ∂L/∂z, and ``kernels`` / ``grads`` / ``updates`` as returned by ``layer_kernels``."""
-  p98 = dict(zip(acts, abs_percentiles([a["post"] for a in acts.values()])))  # one search for all layers
-  nested = {"forward": {name: forward_stats(a["pre"], a["post"], bounds, p98[name]) for name, a in acts.items()}}
+def layer_stats(names: Sequence[str], acts: Sequence[dict], deltas: Sequence[jax.Array] | None = None, *,
+                bounds: Bounds = None, kernels: Sequence[jax.Array] | None = None,
+                grads: Sequence[jax.Array] | None = None,
+                updates: Sequence[jax.Array] | None = None) -> dict[str, jax.Array]:
+  """Flat per-layer statistics from per-layer tensors in layer order: ``acts[i] = {"pre", "post"}`` and
+  ``deltas[i]`` = ∂L/∂z of hidden layer ``names[i]``; ``kernels`` / ``grads`` / ``updates`` of the hidden
+  layers and then the head, as ``layer_kernels`` returns them."""
+  p98 = percentile.abs_percentiles([a["post"] for a in acts], P98)  # one search for all layers
+  nested = {"forward": {name: forward_stats(a["pre"], a["post"], bounds, p)
+                        for name, a, p in zip(names, acts, p98)}}
   if deltas is not None:
-    nested["backward"] = {name: backward_stats(d) for name, d in deltas.items()}
-  for name, kernel in (kernels or {}).items():
-    per_kernel = weight_stats(kernel, None if grads is None else grads[name],
-                              None if updates is None else updates[name])
+    nested["backward"] = {name: backward_stats(d) for name, d in zip(names, deltas)}
+  for i, (name, kernel) in enumerate(zip([*names, "head"], kernels or [])):
+    per_kernel = weight_stats(kernel, None if grads is None else grads[i], None if updates is None else updates[i])
     for group, stats in per_kernel.items():
       nested.setdefault(group, {})[name] = stats
   return flatten(nested)
 
 
-def activation_histograms(acts: dict, edges: jax.Array) -> dict[str, jax.Array]:
+def activation_histograms(names: Sequence[str], acts: Sequence[dict], edges: jax.Array) -> dict[str, jax.Array]:
   """``{layer: counts}`` of each layer's h = φ(z) in the bins ``edges``."""
-  return {name: histogram(a["post"], edges) for name, a in acts.items()}
+  return {name: histogram(a["post"], edges) for name, a in zip(names, acts)}
 
 
-def zero_taps(model, x: jax.Array) -> dict[str, jax.Array]:
-  """Zeros shaped like every hidden layer's z, to pass as ``taps`` (their gradient is ∂L/∂z)."""
+def zero_taps(model, x: jax.Array) -> list[jax.Array]:
+  """Zeros shaped like every hidden layer's z, in order, to pass as ``taps`` (their gradient is ∂L/∂z)."""
   shapes = jax.eval_shape(lambda x: model.forward(x)[1], x)
-  return {name: jnp.zeros(s["pre"].shape, s["pre"].dtype) for name, s in shapes.items()}
+  return [jnp.zeros(s["pre"].shape, s["pre"].dtype) for s in shapes]
 
 
 # --- at initialisation --------------------------------------------------------------------------
 
 
-def layer_gradients(model, x: jax.Array, loss: Callable[[jax.Array], jax.Array]) -> tuple[dict, dict, nnx.State]:
+def layer_gradients(model, x: jax.Array, loss: Callable[[jax.Array], jax.Array]) -> tuple[list, list, nnx.State]:
   """One forward/backward pass of ``loss(logits) -> scalar`` on ``x`` in eval mode (no dropout, batch
-  norm with its running statistics): ``(acts, deltas, grads)`` with ``acts[L] = {"pre", "post"}``,
-  ``deltas[L]`` = ∂L/∂z (the gradient with respect to zero ``taps``) and ``grads`` = ∂L/∂params, an
-  ``nnx.State`` shaped like the parameters (``layer_kernels`` picks the kernels)."""
+  norm with its running statistics): ``(acts, deltas, grads)`` with ``acts[i] = {"pre", "post"}``,
+  ``deltas[i]`` = ∂L/∂z of hidden layer i (the gradient with respect to zero ``taps``) and ``grads`` =
+  ∂L/∂params, an ``nnx.State`` shaped like the parameters (``layer_kernels`` picks the kernels)."""
   graphdef, params, rest = nnx.split(model, nnx.Param, ...)
 
   def objective(params, taps):
@@ -304,23 +168,25 @@ def layer_gradients(model, x: jax.Array, loss: Callable[[jax.Array], jax.Array])
   return acts, deltas, grads
 
 
+def xent(y: jax.Array) -> Callable[[jax.Array], jax.Array]:
+  """The mean softmax cross-entropy of labels ``y`` as a function of the logits."""
+  return lambda logits: optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
+
+
 def init_stats(model, batch: dict, *, bounds: Bounds = None) -> dict[str, jax.Array]:
   """Forward, backward, weight-gradient and parameter statistics of ``model`` on ``batch`` in eval
   mode (``layer_gradients`` of the softmax cross-entropy of ``batch["y"]``)."""
-  acts, deltas, grads = layer_gradients(
-      model, batch["x"], lambda logits: optax.softmax_cross_entropy_with_integer_labels(logits, batch["y"]).mean())
-  params = nnx.state(model, nnx.Param)
-  names = model.layer_names  # not list(acts): JAX returns dicts sorted, dense_10 before dense_2
-  return layer_stats(acts, deltas, bounds=bounds, kernels=layer_kernels(params, names),
-                     grads=layer_kernels(grads, names))
+  acts, deltas, grads = layer_gradients(model, batch["x"], xent(batch["y"]))
+  return layer_stats(model.layer_names, acts, deltas, bounds=bounds,
+                     kernels=layer_kernels(nnx.state(model, nnx.Param)), grads=layer_kernels(grads))
 
 
 def probe_init(build: Callable[[jax.Array], nnx.Module], batch: dict, keys: jax.Array, *,
                bounds: Bounds = None) -> dict[str, np.ndarray]:
-  """``init_stats`` of the networks ``build(key)`` for every key in ``keys``, drawn and measured
-  in one compiled ``vmap``; returns each statistic's mean over the keys (the one host read)."""
+  """``init_stats`` of the networks ``build(key)`` for every key in ``keys``, drawn and measured in one
+  compiled ``vmap``: each statistic's values, one per key (the one host read)."""
   per_seed = jax.jit(jax.vmap(lambda key: init_stats(build(key), batch, bounds=bounds)))(keys)
-  return {k: float(v) for k, v in jax.device_get(jax.tree.map(lambda v: jnp.mean(v, 0), per_seed)).items()}
+  return {k: np.asarray(v) for k, v in jax.device_get(per_seed).items()}
 
 
 def jacobian_singular_values(model, x: jax.Array) -> dict[str, jax.Array]:
@@ -328,33 +194,11 @@ def jacobian_singular_values(model, x: jax.Array) -> dict[str, jax.Array]:
   MLP, averaged over the examples of ``x`` (Glorot & Bengio 2010, §4.2.2: ≈ 0.5 with the standard
   init vs ≈ 0.8 normalized, tanh). Keys ``jacobian/dense_l/mean_sv`` for l = 0 … depth − 2."""
   _, acts = model.forward(x)
-  names = model.layer_names
   out = {}
-  for i, (name, block) in enumerate(zip(names[:-1], model.blocks)):
-    slope = jax.vmap(jax.grad(block.activation))(acts[name]["pre"].reshape(-1)).reshape(acts[name]["pre"].shape)
+  for i, (name, block) in enumerate(zip(model.layer_names[:-1], model.blocks)):
+    pre = acts[i]["pre"]
+    slope = jax.vmap(jax.grad(block.activation))(pre.reshape(-1)).reshape(pre.shape)
     kernel_next = model.blocks[i + 1].layer.kernel[...]
     jacobians = slope[:, :, None] * kernel_next[None]  # (B, n_l, n_{l+1}); J_l is its transpose
     out[f"jacobian/{name}/mean_sv"] = jnp.mean(jnp.linalg.svd(jacobians, compute_uv=False))
   return out
-
-
-def probe_grid(activations: Sequence[str], inits: Sequence[str], depths: Sequence[int], widths: Sequence[int],
-               batch: dict, *, seeds: int = 4, num_classes: int = 10,
-               base: config_lib.Config = config_lib.Config()) -> list[dict]:
-  """``probe_init`` over activations × initializers × depths × widths (MLPs; other settings from
-  ``base``), averaged over ``seeds`` parameter draws. One row per network and hidden layer with that
-  layer's forward and backward statistics."""
-  rows = []
-  keys = jax.random.split(jax.random.key(base.seed), seeds)
-  for activation, init, depth, width in itertools.product(activations, inits, depths, widths):
-    c = config_lib.validate(config_lib.Config(**{**base.to_json(), "model": "mlp", "activation": activation,
-                                                  "init": init, "depth": depth, "width": (width,)}))
-    build = lambda key: config_lib.make_model(c, batch["x"].shape[1:], num_classes, nnx.Rngs(params=key))
-    stats = probe_init(build, batch, keys, bounds=config_lib.activation_bounds(c))
-    for layer in range(depth):
-      prefix = f"dense_{layer}"
-      row = {"activation": activation, "init": init, "depth": depth, "width": width, "layer": layer, "seeds": seeds}
-      row.update({k.split("/", 1)[0] + "/" + k.rsplit("/", 1)[1]: v for k, v in stats.items()
-                  if k.split("/")[1] == prefix})
-      rows.append(row)
-  return rows

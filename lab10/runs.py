@@ -1,27 +1,17 @@
-"""Run directories: config.json, append-only JSONL logs, orbax checkpoints, the console progress line.
+"""File primitives of a run: atomic JSON and NPZ, append-only JSONL, orbax checkpoints, the environment.
 
-Each JSONL record is written as one line with a single ``write`` and fsynced; a reader skips a
-trailing line without its newline, and a resumed run cuts the logs back to its checkpoint
-(``truncate_logs``), so a crash never leaves a half or duplicated record.
-
-Layout of a run directory::
-
-  config.json            the resolved Config, dataset sizes, environment (written first, atomically)
-  metrics.jsonl          one line per epoch          ┐ cut back to the checkpoint's epoch on resume
-  stats.jsonl            per-layer statistics        ┘
-  checkpoints/<epoch>/   orbax checkpoints of the newest --keep_checkpoints epochs
-  summary.json           written last: its presence means the run finished
+Each JSONL record is written as one line with a single ``write`` and fsynced; a reader skips a trailing line
+without its newline, so a crash never leaves a half record. What a run directory holds, and the rules for
+it, are ``lab10.workdir``'s.
 """
 
 from __future__ import annotations
 
-import datetime
 import hashlib
 import json
 import math
 import os
 import platform
-import shutil
 import sys
 from importlib import metadata
 from pathlib import Path
@@ -30,18 +20,10 @@ import jax
 import numpy as np
 
 PACKAGES = ("jax", "jaxlib", "flax", "optax", "orbax-checkpoint", "numpy", "tensorflow-datasets", "lab10")
-LOGS = ("metrics.jsonl", "stats.jsonl")
-CHECKPOINTS = "checkpoints"
-RUN_FILES = ("config.json", *LOGS, "stats_histograms.npz", CHECKPOINTS, "summary.json")
 
 
 class RunError(Exception):
   """A run directory's files cannot be resumed from; the message is one line for the user."""
-
-
-def default_workdir(name: str) -> Path:
-  stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-  return Path("runs") / f"{name}-{stamp}"
 
 
 def environment() -> dict:
@@ -114,9 +96,6 @@ def read_jsonl(path: Path) -> list[dict]:
     return [json.loads(line) for line in f if line.endswith("\n")]
 
 
-# --- run directories ----------------------------------------------------------------------------
-
-
 def read_json(path: Path) -> dict | None:
   """A JSON file's object, or None if the file does not exist."""
   try:
@@ -127,54 +106,11 @@ def read_json(path: Path) -> dict | None:
     raise RunError(f"{path} is not valid JSON ({e}); pass --overwrite or choose another --workdir") from None
 
 
-def clear_run(workdir: Path) -> None:
-  """Delete the files a run writes (and their temporaries); anything else in ``workdir`` stays."""
-  for name in RUN_FILES:
-    for path in (workdir / name, workdir / f"{name}.tmp"):
-      if path.is_dir():
-        shutil.rmtree(path)
-      else:
-        path.unlink(missing_ok=True)
-
-
-def truncate_logs(workdir: Path, epoch: int) -> None:
-  """Cut every JSONL log back to records of epochs <= ``epoch``: drop later epochs and a partial last
-  line, so that a run resumed from the checkpoint of ``epoch`` neither loses nor repeats a record.
-  Records without an ``epoch`` key count as epoch 0. ``epoch`` 0 deletes the logs."""
-  for name in LOGS:
-    path = workdir / name
-    if not path.exists():
-      continue
-    if epoch == 0:
-      path.unlink()
-      continue
-    kept = []
-    for line in path.read_bytes().splitlines(keepends=True):
-      if not line.endswith(b"\n"):
-        break  # a partial last line: the process died inside its write
-      try:
-        record_epoch = json.loads(line).get("epoch", 0)
-      except ValueError:
-        raise RunError(f"{path}: line {len(kept) + 1} is not JSON; cannot resume from it") from None
-      if record_epoch > epoch:
-        break
-      kept.append(line)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(b"".join(kept))
-    os.replace(tmp, path)
-
-
-def checkpoint_epochs(workdir: Path) -> list[int]:
-  """Epochs of the complete checkpoints in ``workdir`` (orbax names unfinished ones ``<epoch>.orbax-…-tmp-…``)."""
-  folder = workdir / CHECKPOINTS
-  return sorted(int(p.name) for p in folder.iterdir() if p.name.isdigit()) if folder.is_dir() else []
-
-
 def tree_sha256(tree) -> str:
   """SHA-256 of a pytree's arrays (dtype, shape and bytes, in tree order): equal hashes, equal values."""
   h = hashlib.sha256()
-  for leaf in jax.tree.leaves(jax.device_get(tree)):
-    leaf = np.asarray(leaf)
+  for leaf in jax.tree.leaves(tree):
+    leaf = np.asarray(jax.device_get(jax.random.key_data(leaf) if _is_key(leaf) else leaf))
     h.update(f"{leaf.dtype}{leaf.shape}".encode())
     h.update(np.ascontiguousarray(leaf).tobytes())
   return h.hexdigest()
@@ -230,19 +166,19 @@ def from_tree(tree: dict, like):
 
 
 class Checkpoints:
-  """``<workdir>/checkpoints/<epoch>/``: one orbax checkpoint per epoch, the newest ``keep`` kept.
+  """``<folder>/<epoch>/``: one orbax checkpoint per epoch, the newest ``keep`` kept.
 
   orbax writes each checkpoint into a temporary folder and renames it when complete, so a kill
   at any moment leaves only complete checkpoints (temporaries are removed on the next open).
   Saving is asynchronous: it overlaps the next epoch; ``wait`` blocks until it is on disk.
   """
 
-  def __init__(self, workdir: Path, keep: int):
+  def __init__(self, folder: Path, keep: int):
     import orbax.checkpoint as ocp  # lazy: importing orbax costs half a second
 
     self._ocp = ocp
     self._manager = ocp.CheckpointManager(
-        Path(workdir).absolute() / CHECKPOINTS,
+        Path(folder).absolute(),
         options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True, cleanup_tmp_directories=True))
 
   def latest(self) -> int | None:

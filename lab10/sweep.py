@@ -24,11 +24,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from flax import nnx
 from jax.sharding import PartitionSpec as P
 
 from lab10 import config as config_lib
 from lab10 import data, devices, runs, train
+from lab10 import step as step_lib
+from lab10 import workdir as workdir_lib
 
 SWEPT = ("seed", "init_gain", "lr")  # the fields that may differ between the models of one sweep
 
@@ -62,27 +63,22 @@ def _optimizer(c: config_lib.Config, sweep_lr: bool) -> optax.GradientTransforma
   return optax.chain(unit, optax.inject_hyperparams(optax.scale)(step_size=c.lr))
 
 
-def init_models(configs: Sequence[config_lib.Config], ds: data.Dataset):
-  """``(graphdef, tx, states, data_keys)``: each model initialised as ``fit`` does, stacked on a leading axis."""
+def init_models(configs: Sequence[config_lib.Config], input_shape: Sequence[int], num_classes: int):
+  """``(graphdef, tx, states, data_keys)``: each model set up as ``fit`` sets it up, stacked on a leading axis."""
   _check_sweepable(configs)
   sweep_lr = len({c.lr for c in configs}) > 1
-  states, data_keys = [], []
-  for c in configs:
-    init_key, data_key, dropout_key = jax.random.split(jax.random.key(c.seed), 3)
-    model = config_lib.make_model(c, ds.input_shape, ds.num_classes, nnx.Rngs(params=init_key))
-    tx = _optimizer(c, sweep_lr)  # same transformation for all; a swept lr lives in each opt_state
-    graphdef, state = train.init_state(model, tx, dropout_key)
-    states.append(state)
-    data_keys.append(data_key)
+  # One transformation for all models; a swept lr is each model's own, in its opt_state (tx.init of its config's).
+  setups = [train.setup(c, input_shape, num_classes, _optimizer(c, sweep_lr)) for c in configs]
   stack = lambda *leaves: jnp.stack(leaves)
-  return graphdef, tx, jax.tree.map(stack, *states), jnp.stack(data_keys)
+  return (setups[0].graphdef, setups[0].tx, jax.tree.map(stack, *[s.state for s in setups]),
+          jnp.stack([s.data_key for s in setups]))
 
 
 def make_sweep_epoch(graphdef, tx: optax.GradientTransformation, batch_size: int):
-  """``epoch(states, x, y, keys) -> (states, per-model per-step metrics)``: ``train.make_epoch`` vmapped
-  over models (states and the epoch's data keys); the data are shared."""
-  epoch = train.make_epoch(train.make_train_step(graphdef, tx), batch_size)
-  return jax.jit(jax.vmap(epoch, in_axes=(0, None, None, 0)), donate_argnums=0)
+  """``epoch(states, x, y, data_keys, epoch) -> (states, per-model per-step metrics)``: ``train.make_epoch``
+  vmapped over models (states and data keys); the data are shared."""
+  epoch = train.make_epoch(step_lib.make_train_step(graphdef, tx), batch_size)
+  return jax.jit(jax.vmap(lambda *a: epoch(*a), in_axes=(0, None, None, 0, None)), donate_argnums=0)
 
 
 def make_sweep_evaluate(graphdef):
@@ -115,17 +111,15 @@ def run(configs: Sequence[config_lib.Config], dataset: data.Dataset | None = Non
   configs = [dataclasses.replace(c, workdir=str(Path(workdir) / model_name(c))) for c in configs]
   base = configs[0]
   ds = dataset or data.load(base.dataset, base.data_dir, val_size=base.val_size)
-  if base.batch_size > len(ds.train_y):
-    raise config_lib.ConfigError(f"--batch_size {base.batch_size} is larger than the {len(ds.train_y)} "
-                                 f"training examples of {ds.name}; expected 1..{len(ds.train_y)}")
+  config_lib.check_batch_size(base, len(ds.train_y), ds.name)
   if verbose:
     print(runs.device_summary(), flush=True)
-  graphdef, tx, states, data_keys = init_models(configs, ds)
+  graphdef, tx, states, data_keys = init_models(configs, ds.input_shape, ds.num_classes)
   m = len(configs)
   for c in configs:
-    Path(c.workdir).mkdir(parents=True, exist_ok=True)
-    runs.write_json(Path(c.workdir) / "config.json", train.run_info(c, ds, jax.tree.map(lambda p: p[0], states.params)))
-    (Path(c.workdir) / "metrics.jsonl").unlink(missing_ok=True)
+    workdir_lib.prepare(Path(c.workdir), "new")
+    runs.write_json(Path(c.workdir) / workdir_lib.CONFIG,
+                    workdir_lib.info(c, ds, jax.tree.map(lambda p: p[0], states.params)))
 
   mesh = devices.mesh(devices.MODELS)  # None on one device; else models split over all devices
   m_padded = m if mesh is None else -(-m // mesh.size) * mesh.size
@@ -135,21 +129,19 @@ def run(configs: Sequence[config_lib.Config], dataset: data.Dataset | None = Non
   eval_sets = devices.place(train.eval_arrays(ds), mesh)
   run_epoch = make_sweep_epoch(graphdef, tx, base.batch_size)
   evaluate = make_sweep_evaluate(graphdef)
+  measure = lambda states: ({k: evaluate(states.params, states.rest, *v) for k, v in eval_sets.items()}, states.step)
 
   diverged = [None] * m
   records = [{}] * m
-  start = time.perf_counter()
-  for epoch in range(1, base.epochs + 1):
-    t0 = time.perf_counter()
-    keys = jax.vmap(jax.random.fold_in, in_axes=(0, None))(data_keys, epoch)
-    states, steps = run_epoch(states, x, y, keys)
-    scores = {k: evaluate(states.params, states.rest, *v) for k, v in eval_sets.items()}
-    steps, scores, step = jax.device_get((steps, scores, states.step))  # the epoch's one device→host sync
+  start = t0 = time.perf_counter()
+  for epoch, _, states, steps, (scores, step) in train.loop(
+      run_epoch, states, x, y, data_keys, epochs=range(1, base.epochs + 1),
+      steps_per_epoch=len(ds.train_y) // base.batch_size, measure=measure):
     for i, c in enumerate(configs):
       pick = lambda tree: jax.tree.map(lambda a: a[i], tree)
-      records[i] = train.epoch_record(epoch, int(step[i]), pick(steps), pick(scores))
+      records[i] = workdir_lib.epoch_record(epoch, int(step[i]), pick(steps), pick(scores))
       if diverged[i] is None:
-        runs.append_jsonl(Path(c.workdir) / "metrics.jsonl", records[i])
+        runs.append_jsonl(Path(c.workdir) / workdir_lib.METRICS, records[i])
         if not (np.all(np.isfinite(steps["loss"][i])) and steps["params_finite"][i]):
           diverged[i] = epoch
     if verbose:
@@ -157,12 +149,13 @@ def run(configs: Sequence[config_lib.Config], dataset: data.Dataset | None = Non
       text = (f"{m} models: train loss median {np.nanmedian(losses) if np.isfinite(losses).any() else np.nan:.4f}, "
               f"{sum(d is not None for d in diverged)} diverged ({time.perf_counter() - t0:.1f}s)")
       runs.progress(epoch, base.epochs, text)
+      t0 = time.perf_counter()
 
   wall = time.perf_counter() - start
   rows = []
   for i, c in enumerate(configs):
-    runs.write_json(Path(c.workdir) / "summary.json", {**records[i], "wall_time_s": wall, "sweep_models": m,
-                                                       "diverged_epoch": diverged[i]})
+    runs.write_json(Path(c.workdir) / workdir_lib.SUMMARY, {**records[i], "wall_time_s": wall, "sweep_models": m,
+                                                            "diverged_epoch": diverged[i]})
     final = {k: records[i][k] for k in records[i] if k.endswith(("_loss", "_accuracy"))}
     rows.append({"model": model_name(c), "seed": c.seed, "init_gain": c.init_gain, "lr": c.lr, **final,
                  "diverged_epoch": "" if diverged[i] is None else diverged[i]})
@@ -182,10 +175,14 @@ def _ints(text: str) -> list[int]:
   try:
     if ":" in text:
       lo, hi = text.split(":")
-      return list(range(int(lo), int(hi)))
-    return [int(t) for t in text.split(",")]
+      values = list(range(int(lo), int(hi)))
+    else:
+      values = [int(t) for t in text.split(",")]
   except ValueError:
     raise argparse.ArgumentTypeError(f"{text!r} is not a range like 0:8 or a list like 0,3,5")
+  if not values:
+    raise argparse.ArgumentTypeError(f"{text!r} is empty; expected a range like 0:8 or a list like 0,3,5")
+  return values
 
 
 def _floats(text: str) -> list[float]:
@@ -206,4 +203,6 @@ def parser(description: str) -> argparse.ArgumentParser:
 
 def from_args(args: argparse.Namespace) -> list[config_lib.Config]:
   base = config_lib.from_args(args)
+  if base.resume:
+    raise config_lib.ConfigError("--resume is for scripts/train.py: a sweep trains its models anew in --workdir")
   return grid(base, args.seeds or [base.seed], args.init_gains or (), args.lrs or ())

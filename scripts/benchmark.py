@@ -19,9 +19,8 @@ from pathlib import Path
 
 import jax
 import numpy as np
-from flax import nnx
 
-from lab10 import config, runs, sweep, train
+from lab10 import config, data, runs, step, sweep, train
 
 BATCH, IN, CLASSES = 100, 784, 10
 
@@ -38,7 +37,7 @@ def _runner(epoch, state, x, y, keys):
   box = [state]
 
   def run():
-    box[0], metrics = epoch(box[0], x, y, keys)
+    box[0], metrics = epoch(box[0], x, y, keys, 1)
     jax.block_until_ready((box[0], metrics))
   return run
 
@@ -46,19 +45,14 @@ def _runner(epoch, state, x, y, keys):
 def lab10_loop(cfg, x, y, log_every: int = 0):
   """One scanned epoch over ``x`` (len(x) / 100 steps) as ``fit`` runs it; per-layer statistics on every
   ``log_every``-th step (0: none)."""
-  init_key, data_key, dropout_key = jax.random.split(jax.random.key(cfg.seed), 3)
-  model = config.make_model(cfg, (28, 28, 1), CLASSES, nnx.Rngs(params=init_key))
-  tx = config.make_optimizer(cfg)
-  graphdef, state = train.init_state(model, tx, dropout_key)
-  logged = dict(logged_step=train.make_logged_train_step(graphdef, tx), log_every=log_every) if log_every else {}
-  epoch = train.make_epoch(train.make_train_step(graphdef, tx), cfg.batch_size, **logged)
-  return _runner(epoch, state, x, y, data_key)
+  s = train.setup(cfg, x.shape[1:], CLASSES)
+  logged = dict(logged_step=step.make_logged_train_step(s.graphdef, s.tx), log_every=log_every) if log_every else {}
+  epoch = train.make_epoch(step.make_train_step(s.graphdef, s.tx), cfg.batch_size, **logged)
+  return _runner(epoch, s.state, x, y, s.data_key)
 
 
 def sweep_loop(cfg, m, x, y):
-  configs = sweep.grid(cfg, seeds=range(m))
-  ds = type("Arrays", (), {"input_shape": (28, 28, 1), "num_classes": CLASSES})
-  graphdef, tx, states, keys = sweep.init_models(configs, ds)
+  graphdef, tx, states, keys = sweep.init_models(sweep.grid(cfg, seeds=range(m)), x.shape[1:], CLASSES)
   return _runner(sweep.make_sweep_epoch(graphdef, tx, cfg.batch_size), states, x, y, keys)
 
 
@@ -135,24 +129,12 @@ def model_flops_per_step(widths) -> float:
   return 2.0 * BATCH * (2 * sum(macs) + sum(macs[1:]))
 
 
-def main(argv=None) -> int:
-  p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  p.add_argument("--steps", type=int, default=550, help="steps per timed single-model run (550 = one MNIST epoch)")
-  p.add_argument("--model_steps", type=int, default=1100, help="model-steps per timed sweep run (steps = this / M)")
-  p.add_argument("--sweep_sizes", default="1,8,64", help="M, comma-separated")
-  p.add_argument("--repeats", type=int, default=5)
-  p.add_argument("--width", type=int, default=512, help="hidden width (512 in lab10-4-deep; smaller for a smoke test)")
-  p.add_argument("--matmul", type=int, default=2048, help="side of the matmul that measures the FLOP rate")
-  p.add_argument("--torch_threads", default=f"1,{os.cpu_count()}", help="PyTorch thread counts, one row each")
-  p.add_argument("--out", default="runs/benchmark", help="writes OUT.md and OUT.json")
-  args = p.parse_args(argv)
-  print(runs.device_summary(), flush=True)
-
+def measure(args: argparse.Namespace) -> dict:
+  """Time every row, interleaved (machine noise hits every row alike), and the FLOP floor: the results as data."""
   cfg = dataclasses.replace(config.with_preset("lab10-4-deep"), width=(args.width,))
-  rng = np.random.default_rng(0)
-  data = lambda steps: (rng.standard_normal((steps * BATCH, 28, 28, 1), dtype=np.float32),
-                        rng.integers(0, CLASSES, steps * BATCH).astype(np.int32))
-  x, y = data(args.steps)
+  batches = lambda steps, seed: data.synthetic(sizes=(steps * BATCH, 1), seed=seed)
+  ds = batches(args.steps, 0)
+  x, y = ds.train_x, ds.train_y
   flops = model_flops_per_step(cfg.hidden_widths)
   matmul_flops, matmul = matmul_rate(args.matmul)
 
@@ -169,14 +151,15 @@ def main(argv=None) -> int:
     rows["TF2 tf.function"] = (tf_loop(x, y, cfg.hidden_widths, args.steps), args.steps, 1)
   for m in (int(v) for v in args.sweep_sizes.split(",")):
     steps = max(2, args.model_steps // m)
-    rows[f"lab10 sweep M={m}"] = (sweep_loop(cfg, m, *data(steps)), steps, m)
+    sweep_ds = batches(steps, m)
+    rows[f"lab10 sweep M={m}"] = (sweep_loop(cfg, m, sweep_ds.train_x, sweep_ds.train_y), steps, m)
   for run, _, _ in rows.values():
     run()
   matmul()
 
   times = {name: [] for name in rows}
   matmul_times = []
-  for _ in range(args.repeats):  # interleaved: machine noise hits every row alike
+  for _ in range(args.repeats):
     for name, (run, _, _) in rows.items():
       times[name].append(_timed(run))
     matmul_times.append(_timed(matmul))
@@ -189,6 +172,18 @@ def main(argv=None) -> int:
     results.append({"name": name, "models": m, "steps_per_s": steps / t, "model_steps_per_s": m * steps / t,
                     "ms_per_step": 1e3 * t / steps, "ms_per_model_step": 1e3 * t / (m * steps),
                     "floor_fraction": floor_ms / (1e3 * t / (m * steps)), "repeats_s": times[name]})
+  # The statistics' cost from each repeat's pair of runs (back to back, so a noisy moment hits both) and from minima.
+  off = results[0]["repeats_s"]
+  for r in results[1:3]:
+    r["overhead_paired"] = statistics.median(t / o for t, o in zip(r["repeats_s"], off)) - 1
+    r["overhead_min"] = min(r["repeats_s"]) / min(off) - 1
+  return {"rows": results, "flops_per_step": flops, "matmul_flops_per_s": rate, "floor_ms_per_step": floor_ms,
+          "matmul": args.matmul, "settings": vars(args), "environment": runs.environment()}
+
+
+def format_table(measured: dict) -> str:
+  """The results of ``measure`` as a Markdown table, lab10's plain row compared with each single-model peer."""
+  results, floor_ms = measured["rows"], measured["floor_ms_per_step"]
   lab10 = results[0]
   peers = [r for r in results[1:] if r["models"] == 1 and not r["name"].startswith("lab10")]
   header = ["run", "steps/s", "ms/step", "model-steps/s", "of FLOP floor"] + [f"lab10 / {r['name']}" for r in peers]
@@ -198,23 +193,35 @@ def main(argv=None) -> int:
              f"{r['floor_fraction']:.2f}"]
     lines.append("| " + " | ".join(cells + [f"{lab10['steps_per_s'] / q['steps_per_s']:.2f}x" if r is lab10 else ""
                                            for q in peers]) + " |")
-  lines.append(f"| FLOP floor ({flops / 1e6:.0f} MFLOP/step at {rate / 1e9:.0f} GFLOP/s, "
-               f"{args.matmul}² matmul) | {1e3 / floor_ms:.0f} | {floor_ms:.2f} | | 1.00 |" + " |" * len(peers))
-  # The statistics' cost from each repeat's pair of runs (back to back, so a noisy moment hits both) and from minima.
-  off = lab10["repeats_s"]
+  lines.append(f"| FLOP floor ({measured['flops_per_step'] / 1e6:.0f} MFLOP/step at "
+               f"{measured['matmul_flops_per_s'] / 1e9:.0f} GFLOP/s, {measured['matmul']}² matmul) | "
+               f"{1e3 / floor_ms:.0f} | {floor_ms:.2f} | | 1.00 |" + " |" * len(peers))
   for r in results[1:3]:
-    paired = statistics.median(t / o for t, o in zip(r["repeats_s"], off)) - 1
-    r["overhead_paired"], r["overhead_min"] = paired, min(r["repeats_s"]) / min(off) - 1
-    lines.append(f"\n{r['name']}: {100 * paired:+.1f}% over stats off (median of the per-repeat ratios), "
-                 f"{100 * r['overhead_min']:+.1f}% (fastest repeat over fastest)")
-  table = "\n".join(lines)
+    lines.append(f"\n{r['name']}: {100 * r['overhead_paired']:+.1f}% over stats off (median of the per-repeat "
+                 f"ratios), {100 * r['overhead_min']:+.1f}% (fastest repeat over fastest)")
+  return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+  p = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                              formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+  p.add_argument("--steps", type=int, default=550, help="steps per timed single-model run (550 = one MNIST epoch)")
+  p.add_argument("--model_steps", type=int, default=1100, help="model-steps per timed sweep run (steps = this / M)")
+  p.add_argument("--sweep_sizes", default="1,8,64", help="M, comma-separated")
+  p.add_argument("--repeats", type=int, default=5, help="timed runs of every row, interleaved; medians reported")
+  p.add_argument("--width", type=int, default=512, help="hidden width (512 in lab10-4-deep; smaller for a smoke test)")
+  p.add_argument("--matmul", type=int, default=2048, help="side of the matmul that measures the FLOP rate")
+  p.add_argument("--torch_threads", default=f"1,{os.cpu_count()}", help="PyTorch thread counts, one row each")
+  p.add_argument("--out", default="runs/benchmark", help="writes OUT.md and OUT.json")
+  args = p.parse_args(argv)
+  print(runs.device_summary(), flush=True)
+  measured = measure(args)
+  table = format_table(measured)
   print(table)
   out = Path(args.out)
   out.parent.mkdir(parents=True, exist_ok=True)
   out.with_suffix(".md").write_text(table + "\n")
-  runs.write_json(out.with_suffix(".json"), {
-      "rows": results, "flops_per_step": flops, "matmul_flops_per_s": rate, "floor_ms_per_step": floor_ms,
-      "settings": vars(args), "environment": runs.environment()})
+  runs.write_json(out.with_suffix(".json"), measured)
   print(f"wrote {out.with_suffix('.md')} and {out.with_suffix('.json')}")
   return 0
 

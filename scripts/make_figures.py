@@ -1,13 +1,14 @@
 #!/usr/bin/env python
 """Regenerate the paper-style figures in figures/: PNG + PDF + the data (JSON) per figure, and figures/README.md.
 
-Each figure's experiment lives in lab10/experiments.py, its drawing in lab10/plotting.py; --quick runs the
+Each figure's experiment lives in lab10/experiments/, its drawing in lab10/plotting.py; --quick runs the
 smaller scale of experiments.QUICK. The README entry of each figure is generated from its measured data.
 """
 
 import argparse
 import inspect
 import json
+import math
 import sys
 import time
 from pathlib import Path
@@ -62,16 +63,14 @@ FIGURES = {
 README_HEAD = """# figures/
 
 Written only by `scripts/make_figures.py`, never by hand: each figure as PNG (200 dpi) and PDF, the data behind it
-as JSON (`<name>.json`: the plotted data, the claims and the settings), and this file. Each entry below names the
-command and scale that produced it and the measured numbers backing its claim; tests/test_figures.py checks every
-claim at reduced scale.
+as JSON (`<name>.json`: the plotted data, the claims by identifier with what each measures, and the settings), and
+this file. Each entry below names the command and scale that produced it and the measured numbers backing its
+claim; tests/test_figures.py checks every claim at reduced scale.
 
-Full scale (each experiment's defaults): `python scripts/make_figures.py --data_dir ../shared/data/mnist`, 17 min
-(1034 s, the sum of the per-figure times below) on the 2-core development CPU on 2026-11-26, most of it the
-activation zoo (28 runs of 3 epochs on 60k images, 577 s) and the mean-field trainability grid (28 runs, 279 s);
-light test jobs shared the machine during those two. `--quick` (experiments.QUICK, 12 figures) took 278 s on the
-same machine, idle, the same day. `--redraw` redraws PNG and PDF from the saved JSON without re-running
-anything. `lab_accuracies` needs figures/labs.json from scripts/reproduce_labs.py and is skipped without it.
+Full scale is each experiment's defaults (`python scripts/make_figures.py --data_dir ../shared/data/mnist`);
+`--quick` runs the same experiments smaller (`lab10.experiments.QUICK`). `--redraw` redraws PNG and PDF from the
+saved JSON without re-running anything. `lab_accuracies` needs figures/labs.json from scripts/reproduce_labs.py
+and is skipped without it. A NaN (null in the JSON) marks a run that diverged, or an event that never happened.
 """
 
 
@@ -80,14 +79,18 @@ def _command(argv) -> str:
 
 
 def _value(v) -> str:
+  if v is None or (isinstance(v, float) and math.isnan(v)):
+    return "NaN"  # JSON null: a diverged run, or an event that never happened
   return f"{v:.4g}" if isinstance(v, float) else str(v)
 
 
 def _entry(name: str, mirrors: str, doc: str, record: dict) -> str:
-  claims = "\n".join(f"| {k} | {_value(v)} |" for k, v in record["claims"].items())
+  text = record.get("claim_text", {})  # absent from records written before claims had identifiers
+  claims = "\n".join(f"| `{k}` | {text.get(k, '')} | {_value(v)} |" for k, v in record["claims"].items())
   return (f"## {name}\n\n![{name}]({name}.png)\n\n{doc}\n\n**Mirrors:** {mirrors}\n\n"
           f"**Produced by:** `{record['command']}` ({'--quick' if record['quick'] else 'full'} scale, "
-          f"{record['wall_time_s']:.0f} s). {record['setting']}\n\n| measured | value |\n|---|---|\n{claims}\n")
+          f"{record['wall_time_s']:.0f} s). {record['setting']}\n\n"
+          f"| claim | measured | value |\n|---|---|---|\n{claims}\n")
 
 
 def _draw(draw, data: dict, stem: Path) -> None:
@@ -98,13 +101,60 @@ def _draw(draw, data: dict, stem: Path) -> None:
   plotting.close(fig)
 
 
+def _redraw(name: str, out: Path) -> None:
+  """Redraw from the saved JSON's data; the JSON itself (command, time, claims) is kept."""
+  path = out / f"{name}.json"
+  if not path.exists():
+    print(f"{name}: skipped: no {path} to redraw from", flush=True)
+    return
+  _draw(FIGURES[name][1], json.loads(path.read_text())["data"], out / name)
+  print(f"{name}: redrawn from {path}", flush=True)
+
+
+def _make(name: str, args: argparse.Namespace, argv: list[str]) -> None:
+  """Run the experiment of figure ``name``, draw it, and write its JSON."""
+  experiment, draw, _ = FIGURES[name]
+  out = Path(args.out)
+  kwargs = dict(experiments.QUICK[name]) if args.quick else {}
+  if "data_dir" in inspect.signature(experiment).parameters:
+    kwargs["data_dir"] = args.data_dir
+  if name == "lab_accuracies":
+    kwargs["labs_json"] = str(out / "labs.json")
+  start = time.perf_counter()
+  try:
+    result = experiment(**kwargs)
+  except experiments.Skipped as e:
+    print(f"{name}: skipped: {e}", flush=True)
+    return
+  wall = time.perf_counter() - start
+  _draw(draw, result.data, out / name)
+  runs.write_json(out / f"{name}.json", {
+      "name": name, "command": _command(argv), "quick": args.quick, "wall_time_s": wall,
+      "setting": result.setting, "claims": result.claims, "claim_text": result.claim_text, "data": result.data})
+  print(f"{name}: {wall:.0f}s; " + "; ".join(f"{k} = {_value(v)}" for k, v in list(result.claims.items())[:4]),
+        flush=True)
+
+
+def _write_readme(out: Path) -> None:
+  """figures/README.md over every figure whose data is in ``out``, so --only updates one entry and keeps the rest."""
+  records = {name: json.loads((out / f"{name}.json").read_text()) for name in FIGURES
+             if (out / f"{name}.json").exists()}
+  entries = [_entry(name, FIGURES[name][2], FIGURES[name][0].__doc__.split("\n\n")[0].strip(), record)
+             for name, record in records.items()]
+  scales = {"--quick" if r["quick"] else "full" for r in records.values()}
+  total = sum(r["wall_time_s"] for r in records.values())
+  scale = (f"**Scale of the figures below: {' and '.join(sorted(scales))}; {total:.0f} s in all (the sum of the "
+           "per-figure times).**\n" if records else "")
+  (out / "README.md").write_text(README_HEAD + "\n" + scale + "\n" + "\n".join(entries))
+
+
 def main(argv=None) -> int:
   argv = sys.argv[1:] if argv is None else argv
   p = argparse.ArgumentParser(description=__doc__)
   p.add_argument("--only", default=None, help=f"comma-separated figure names: {', '.join(FIGURES)}")
   p.add_argument("--quick", action="store_true", help="smaller scale (experiments.QUICK), minutes on a CPU")
   p.add_argument("--data_dir", default=None, help="folder with the MNIST IDX files")
-  p.add_argument("--out", default="figures")
+  p.add_argument("--out", default="figures", help="folder for the figures, their JSON and README.md")
   p.add_argument("--redraw", action="store_true",
                  help="redraw the PNG and PDF from each figure's saved JSON without re-running its experiment "
                       "(after a change to lab10/plotting.py); the JSON and its command are kept")
@@ -119,43 +169,11 @@ def main(argv=None) -> int:
   print(runs.device_summary(), flush=True)
   total = time.perf_counter()
   for name in names:
-    experiment, draw, _ = FIGURES[name]
     if args.redraw:
-      if not (out / f"{name}.json").exists():
-        print(f"{name}: skipped: no {out / name}.json to redraw from", flush=True)
-        continue
-      _draw(draw, json.loads((out / f"{name}.json").read_text())["data"], out / name)
-      print(f"{name}: redrawn from {out / name}.json", flush=True)
-      continue
-    kwargs = dict(experiments.QUICK[name]) if args.quick else {}
-    if "data_dir" in inspect.signature(experiment).parameters:
-      kwargs["data_dir"] = args.data_dir
-    if name == "lab_accuracies":
-      kwargs["labs_json"] = str(out / "labs.json")
-    start = time.perf_counter()
-    try:
-      result = experiment(**kwargs)
-    except experiments.Skipped as e:
-      print(f"{name}: skipped: {e}", flush=True)
-      continue
-    wall = time.perf_counter() - start
-    _draw(draw, result.data, out / name)
-    runs.write_json(out / f"{name}.json", {
-        "name": name, "command": _command(argv), "quick": args.quick, "wall_time_s": wall,
-        "setting": result.setting, "claims": result.claims, "data": result.data})
-    print(f"{name}: {wall:.0f}s; " + "; ".join(f"{k} = {_value(v)}" for k, v in list(result.claims.items())[:4]),
-          flush=True)
-  # The README covers every figure whose data is in --out, so --only updates one entry and keeps the rest.
-  entries = []
-  for name, (experiment, _, mirrors) in FIGURES.items():
-    path = out / f"{name}.json"
-    if path.exists():
-      record = json.loads(path.read_text())
-      entries.append(_entry(name, mirrors, experiment.__doc__.split("\n\n")[0].strip(), record))
-  scales = {"--quick" if json.loads((out / f"{n}.json").read_text())["quick"] else "full"
-            for n in FIGURES if (out / f"{n}.json").exists()}
-  scale = f"**Scale of the figures below: {' and '.join(sorted(scales))}.**\n" if scales else ""
-  (out / "README.md").write_text(README_HEAD + "\n" + scale + "\n" + "\n".join(entries))
+      _redraw(name, out)
+    else:
+      _make(name, args, argv)
+  _write_readme(out)
   print(f"wrote {len(names)} figure(s) and {out / 'README.md'} in {time.perf_counter() - total:.0f}s", flush=True)
   return 0
 

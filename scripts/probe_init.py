@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lab10 import config, data, probes, runs
+from lab10 import config, data, experiments, runs
 
 
 def _names(text: str) -> list[str]:
@@ -17,11 +17,20 @@ def _names(text: str) -> list[str]:
 
 
 def _ints(text: str) -> list[int]:
-  return [int(v) for v in text.split(",")]
+  try:
+    return [int(v) for v in text.split(",")]
+  except ValueError:
+    raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of integers") from None
+
+
+def _check(flag: str, values: list[int], what: str) -> None:
+  for v in values:
+    if v < 1:
+      raise config.ConfigError(f"--{flag} {v} is out of range; expected {what}")
 
 
 def main(argv=None) -> int:
-  p = argparse.ArgumentParser(description=__doc__)
+  p = config.OneLineParser(description=__doc__)  # argparse errors in one line, exit 2
   p.add_argument("--activations", type=_names, default=["tanh", "relu"])
   p.add_argument("--inits", type=_names, default=["glorot_standard", "glorot_uniform", "he_normal"])
   p.add_argument("--depths", type=_ints, default=[5])
@@ -32,27 +41,38 @@ def main(argv=None) -> int:
   p.add_argument("--out", default="probe_init.csv", help="CSV path; the JSON goes beside it")
   args = p.parse_args(argv)
   print(runs.device_summary(), flush=True)
+  out = Path(args.out)
   try:
-    ds = data.load("mnist", args.data_dir) if args.data_dir else data.synthetic(sizes=(args.batch, 1))
     for name in args.activations:
       config.validate(config.Config(activation=name))
     for name in args.inits:
       config.validate(config.Config(init=name))
+    _check("depths", args.depths, "integers >= 1")
+    _check("widths", args.widths, "integers >= 1")
+    _check("seeds", [args.seeds], "an integer >= 1")
+    _check("batch", [args.batch], "an integer >= 1")
+    ds = data.load("mnist", args.data_dir) if args.data_dir else data.synthetic(sizes=(args.batch, 1))
+    if args.batch > len(ds.train_y):
+      raise config.ConfigError(f"--batch {args.batch} is larger than the {len(ds.train_y)} training examples of "
+                               f"{ds.name}; expected 1..{len(ds.train_y)}")
+    out.parent.mkdir(parents=True, exist_ok=True)
   except (config.ConfigError, data.DataError) as e:
     print(f"error: {e}", file=sys.stderr)
+    return 2
+  except OSError as e:
+    print(f"error: --out {args.out}: cannot create its folder ({e.strerror})", file=sys.stderr)
     return 2
   rng = np.random.default_rng(0)  # the fixed batch
   idx = rng.choice(len(ds.train_y), args.batch, replace=False)
   batch = {"x": ds.train_x[idx], "y": ds.train_y[idx]}
-  rows = probes.probe_grid(args.activations, args.inits, args.depths, args.widths, batch, seeds=args.seeds)
-  out = Path(args.out)
-  out.parent.mkdir(parents=True, exist_ok=True)
+  per_seed = experiments.probe_grid(args.activations, args.inits, args.depths, args.widths, batch, seeds=args.seeds)
+  rows = experiments.seed_means(per_seed)
   with open(out, "w", newline="") as f:
     # Unbounded activations have no "saturated" column: the union of keys, first-seen order.
     writer = csv.DictWriter(f, fieldnames=list(dict.fromkeys(k for r in rows for k in r)))
     writer.writeheader()
     writer.writerows(rows)
-  runs.write_json(out.with_suffix(".json"), {"data": ds.name, "batch": args.batch, "rows": rows})
+  runs.write_json(out.with_suffix(".json"), {"data": ds.name, "batch": args.batch, "rows": rows, "per_seed": per_seed})
   print(f"wrote {len(rows)} rows to {out} and {out.with_suffix('.json')}", flush=True)
   return 0
 

@@ -50,7 +50,7 @@ def _run_all(configs: dict[str, config.Config], seeds: int, ds: data.Dataset, wo
       workdir = Path(c.workdir)
       reused = _finished(workdir, c)
       if not reused:
-        workdir = train.fit(c, ds, verbose=False)
+        workdir = train.fit(c, ds, verbose=False).workdir
       records = runs.read_jsonl(workdir / "metrics.jsonl")
       wall = json.loads((workdir / "summary.json").read_text())["wall_time_s"]
       results[name].append({"seed": seed, "records": records, "wall_time_s": wall})

@@ -7,7 +7,7 @@ Exit status 2 on bad input.
 
 import sys
 
-from lab10 import config, data, devices, runs, sweep
+from lab10 import config, data, devices, sweep, workdir
 
 
 def main(argv=None) -> int:
@@ -15,7 +15,7 @@ def main(argv=None) -> int:
   devices.initialize_distributed(args.distributed)
   try:
     configs = sweep.from_args(args)
-    sweep.run(configs, workdir=configs[0].workdir or runs.default_workdir(f"sweep-{configs[0].preset or configs[0].model}"))
+    sweep.run(configs, workdir=configs[0].workdir or workdir.default(f"sweep-{configs[0].preset or configs[0].model}"))
   except (config.ConfigError, data.DataError) as e:
     print(f"error: {e}", file=sys.stderr)
     return 2

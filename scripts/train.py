@@ -6,7 +6,7 @@ Exit status 0 done, 2 bad input (flags, data files, run directory), 3 divergence
 
 import sys
 
-from lab10 import config, data, devices, runs, train
+from lab10 import config, data, devices, divergence, runs, train
 
 
 def main(argv=None) -> int:
@@ -17,7 +17,7 @@ def main(argv=None) -> int:
   except (config.ConfigError, data.DataError, runs.RunError) as e:
     print(f"error: {e}", file=sys.stderr)
     return 2
-  except train.Diverged as e:
+  except divergence.Diverged as e:
     print(f"error: {e}", file=sys.stderr)
     return 3
   except KeyboardInterrupt:

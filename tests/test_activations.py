@@ -64,6 +64,6 @@ def test_unknown_name_lists_valid_names():
 
 @pytest.mark.parametrize("name", sorted(activations.ACTIVATIONS))
 def test_finite_inputs_give_finite_outputs(name):
-  # train.forward_finiteness checks only z: it relies on this (SELU's λ·z overflows only above 3.2e38).
+  # divergence.forward_finiteness checks only z: it relies on this (SELU's λ·z overflows only above 3.2e38).
   z = np.array([-3e38, -1e30, -88.8, -1e-38, 0.0, 1e-38, 88.8, 1e30, 3e38], dtype=np.float32)
   assert np.isfinite(np.asarray(activations.get(name)(z))).all()

@@ -1,3 +1,7 @@
+"""lab10.config: presets, flags → Config, resumption's rules, names → callables. (Bad values: one table per
+script, tests/test_script_*.py.)"""
+
+import json
 
 import jax
 import numpy as np
@@ -34,31 +38,6 @@ def test_flags_parse_into_config():
   assert c.activation == "tanh" and c.preset == "lab10-3-xavier" and c.epochs == 15
 
 
-@pytest.mark.parametrize("overrides,message", [
-    (dict(activation="swish2"), "--activation 'swish2' is not valid; choose from: sigmoid, tanh, relu"),
-    (dict(init="xavier"), "--init 'xavier' is not valid; choose from: normal, glorot_uniform"),
-    (dict(dataset="imagenet"), "--dataset 'imagenet' is not valid; choose from: mnist, fashion_mnist"),
-    (dict(optimizer="rmsprop"), "--optimizer 'rmsprop' is not valid; choose from: adam, sgd, momentum"),
-    (dict(depth=-1), "--depth -1 is out of range"),
-    (dict(width=(0,)), "--width 0 is out of range; expected positive integers"),
-    (dict(width=(3, 4, 5), depth=2), "gives 3 widths but --depth is 2"),
-    (dict(dropout=1.0), r"--dropout 1.0 is out of range; expected a probability in \[0, 1\)"),
-    (dict(lr=0.0), "--lr 0.0 is out of range; expected a finite number > 0"),
-    (dict(lr=float("nan")), "--lr nan is out of range"),
-    (dict(batch_size=0), "--batch_size 0 is out of range"),
-    (dict(epochs=0), "--epochs 0 is out of range"),
-])
-def test_bad_values_give_one_line(overrides, message):
-  with pytest.raises(C.ConfigError, match=message) as err:
-    C.with_preset(None, **overrides)
-  assert "\n" not in str(err.value)
-
-
-def test_unknown_preset():
-  with pytest.raises(C.ConfigError, match="--preset 'lab10-9' is not valid; choose from: lab10-1-softmax"):
-    C.with_preset("lab10-9")
-
-
 def test_leaky_relu_he_uses_the_activation_slope():
   c = C.with_preset(None, activation="leaky_relu", leaky_slope=0.5, init="he_normal", depth=1, width=(4000,))
   model = C.make_model(c, (1000,), 10, nnx.Rngs(params=jax.random.key(0)))
@@ -77,8 +56,32 @@ def test_weight_decay_is_l2_on_kernels_only():
 
 
 def test_config_round_trips_through_json(tmp_path):
-  import json
-
   c = C.with_preset("lab10-4-deep", seed=3)
   (tmp_path / "config.json").write_text(json.dumps({"config": c.to_json()}))
   assert C.load_json(tmp_path / "config.json") == c
+
+
+def test_differences_name_each_setting_that_differs_outside_run_control():
+  run = C.with_preset("lab10-4-deep", workdir="a")
+  new = C.with_preset("lab10-4-deep", lr=0.01, width=(64,), workdir="b", keep_checkpoints=1, epochs=20)
+  assert C.differences(new, run) == ["--width 64 (run: 512)", "--lr 0.01 (run: 0.001)", "--epochs 20 (run: 15)"]
+  assert C.differences(new, run, ignore=(*C.RUN_CONTROL, "epochs", "lr", "width")) == []
+
+
+def test_resume_flags_take_the_runs_own_config(tmp_path):
+  stored = C.with_preset(None, dataset="synthetic", depth=2, width=(32,), batchnorm=True, lr=0.05,
+                         workdir=str(tmp_path))
+  (tmp_path / "config.json").write_text(json.dumps({"config": stored.to_json()}))
+
+  def parse(*flags):
+    return C.from_args(C.parser("t").parse_args([*flags, "--workdir", str(tmp_path), "--resume"]))
+
+  c = parse()
+  assert c.lr == 0.05 and c.batchnorm and c.resume and c.width == (32,)
+  assert parse("--lr", "0.05", "--epochs", "9").epochs == 9
+  assert parse("--keep_checkpoints", "1").keep_checkpoints == 1  # how a run is carried out may change
+  with pytest.raises(C.ConfigError, match=r"these flags differ from it: --lr 0.1 \(run: 0.05\); drop them"):
+    parse("--lr", "0.1")
+  (tmp_path / "config.json").write_text('{"config": {"lr": 1}}')
+  with pytest.raises(C.ConfigError, match=r"config.json cannot be read as a lab10 run config \(KeyError: 'width'\)"):
+    parse()

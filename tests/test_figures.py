@@ -8,7 +8,8 @@ import sys
 import numpy as np
 import pytest
 
-from lab10 import experiments, plotting
+from lab10 import experiments, plotting, runs
+from lab10.experiments import sweeps
 
 from conftest import ROOT
 
@@ -20,17 +21,18 @@ def _spread(stds: dict) -> float:
 
 
 def test_variance_vs_depth_follows_he_eq9():
-  inits = ("N(0, 1)", "Xavier / LeCun, Var 1/n", "He fan_in, Var 2/n_in", "orthogonal")
-  r = experiments.variance_vs_depth(width=128, depth=16, batch=32, inits=inits)
-  fwd, bwd = r.data["forward"], r.data["backward"]
-  for label in ("He fan_in, Var 2/n_in",):
-    assert 1 / 3 < fwd[label][-1] < 3 and 1 / 3 < bwd[label][0] < 3, (label, fwd[label][-1], bwd[label][0])
+  r = experiments.variance_vs_depth(width=128, depth=16, batch=32, inits=("normal", "lecun", "he_fan_in", "orthogonal"))
+  fwd, bwd = r.claims["he_fan_in_forward_ratio"], r.claims["he_fan_in_backward_ratio"]
+  assert 1 / 3 < fwd < 3 and 1 / 3 < bwd < 3, (fwd, bwd)
   # Var 1/n halves E[z²] per layer: 2^-15 over 16 layers (within a factor 5 at width 128; 2^-29 at depth 30).
-  for label in ("Xavier / LeCun, Var 1/n", "orthogonal"):
-    assert abs(math.log10(fwd[label][-1] / 2.0**-15)) < math.log10(5), (label, fwd[label][-1])
-    assert abs(math.log10(bwd[label][0] / 2.0**-15)) < math.log10(5), (label, bwd[label][0])
+  for init in ("lecun", "orthogonal"):
+    for ratio in (f"{init}_forward_ratio", f"{init}_backward_ratio"):
+      assert abs(math.log10(r.claims[ratio] / 2.0**-15)) < math.log10(5), (ratio, r.claims[ratio])
   # N(0, 1) grows by ½·128 = 64 per layer.
-  assert abs(math.log10(fwd["N(0, 1)"][-1] / 64.0**15)) < 2
+  assert abs(math.log10(r.claims["normal_forward_ratio"] / 64.0**15)) < 2
+  assert r.claims["he_fan_in_theory_factor"] == pytest.approx(1.0, abs=0.05)
+  assert r.data["forward"]["He fan_in, Var 2/n_in"][-1] == fwd  # the data keeps the legend labels
+  assert r.claim_text["normal_forward_ratio"] == "N(0, 1): forward E[z_16²]/E[z_1²]"
 
 
 @pytest.fixture(scope="module")
@@ -78,37 +80,36 @@ def test_he_fig3_he_converges_where_xavier_stalls(mnist_dir):
   loss = r.data["panels"]["training loss"]
   he, xavier = loss["He (Var 2/n)"][1], loss["Xavier (Var 1/n)"][1]
   assert he[-1] < 1.0 and xavier[-1] > 2.0, (he, xavier)
-  escape = "first step with training loss < 2.0 (mean over 100 steps)"
-  assert r.claims[f"He (Var 2/n): {escape}"] == 100 and r.claims[f"Xavier (Var 1/n): {escape}"] == "none in 400"
+  assert r.claims["he_first_escape_step"] == 100 and math.isnan(r.claims["xavier_first_escape_step"])
+  assert r.claims["he_final_loss"] == he[-1] and r.claims["xavier_final_loss"] == xavier[-1]
   # Xavier's first-layer gradient is far smaller than He's at init (He et al.: "diminishing").
-  assert r.claims["Xavier (Var 1/n): ‖∂L/∂W_1‖ at init"] < 1e-2 * r.claims["He (Var 2/n): ‖∂L/∂W_1‖ at init"]
+  assert r.claims["xavier_first_grad_at_init"] < 1e-2 * r.claims["he_first_grad_at_init"]
 
 
 def test_sigmoid_gradient_vanishes_toward_input_relu_does_not(mnist_dir):
   r = experiments.lab10_sigmoid_vs_relu(data_dir=mnist_dir, width=128, steps=100, every=50, n_train=2000)
-  sigmoid = r.claims["sigmoid: ‖∂L/∂W_1‖ / ‖∂L/∂W_8‖ at init"]
-  relu = r.claims["relu: ‖∂L/∂W_1‖ / ‖∂L/∂W_8‖ at init"]
+  sigmoid, relu = r.claims["sigmoid_grad_ratio_at_init"], r.claims["relu_grad_ratio_at_init"]
   assert sigmoid < 1e-2 and relu > 0.1, (sigmoid, relu)
-  assert r.claims["sigmoid: median over training of ‖∂L/∂W_1‖ / ‖∂L/∂W_8‖"] < 0.1 * \
-      r.claims["relu: median over training of ‖∂L/∂W_1‖ / ‖∂L/∂W_8‖"]
+  assert r.claims["sigmoid_grad_ratio_median"] < 0.1 * r.claims["relu_grad_ratio_median"]
+  assert r.claim_text["sigmoid_grad_ratio_at_init"] == "sigmoid: ‖∂L/∂W_1‖ / ‖∂L/∂W_8‖ at init"
 
 
 def test_activation_zoo_heatmaps(mnist_dir):
   r = experiments.activation_zoo(data_dir=mnist_dir, width=64, epochs=1, n_train=3000,
-                                 activations=("sigmoid", "relu"), inits=("normal N(0,1)", "He"))
+                                 activations=("sigmoid", "relu"), inits=("normal", "he"))
   acc = np.array(r.data["matrices"]["test accuracy"])
   ratio = np.array(r.data["matrices"]["‖∂L/∂W_1‖ / ‖∂L/∂W_4‖ at init"])
-  assert acc.shape == ratio.shape == (2, 2)
+  assert acc.shape == ratio.shape == (2, 2) and r.data["cols"] == ["normal N(0,1)", "He"]
+  assert r.claims["relu_he_test_accuracy"] == acc[1, 1] and r.claims["sigmoid_he_grad_ratio_at_init"] == ratio[0, 1]
   assert acc[1, 1] > 0.6 and acc[1, 1] > acc[0, 0] + 0.2, acc  # relu + He beats sigmoid + N(0, 1) by far
   assert ratio[0, 1] < 0.1 * ratio[1, 1], ratio  # sigmoid's first layer gets far less gradient than relu's
 
 
 def test_dropout_narrows_the_generalisation_gap(mnist_dir):
   r = experiments.dropout_overfitting(data_dir=mnist_dir, n_train=1000, epochs=10, width=256)
-  without = r.claims["no dropout: test − train loss gap, mean of last 5 epochs"]
-  with_dropout = r.claims["dropout 0.5: test − train loss gap, mean of last 5 epochs"]
+  without, with_dropout = r.claims["no_dropout_loss_gap"], r.claims["dropout_loss_gap"]
   assert without > 1.5 * with_dropout, (without, with_dropout)
-  assert r.claims["no dropout: final train accuracy"] > 0.97
+  assert r.claims["no_dropout_final_train_accuracy"] > 0.97
 
 
 def test_meanfield_trainability_near_criticality(mnist_dir):
@@ -117,16 +118,35 @@ def test_meanfield_trainability_near_criticality(mnist_dir):
   ordered, critical = r.data["trained"][2][0]
   assert critical > 0.5 and ordered < 0.3, (ordered, critical)  # 30 layers ≫ 6ξ_c ≈ 11 at σ_w² = 0.7
   # The theory panel is lab10.theory's (checked against references in tests/test_theory.py).
-  assert r.claims["critical σ_w² at σ_b² = 0.05 (χ₁ = 1)"] == pytest.approx(1.76, abs=0.01)
-  assert r.claims["ξ_c at σ_w² = 1.76"] > 50 > 10 > r.claims["ξ_c at σ_w² = 0.7"]
+  assert r.claims["tanh_critical_w2_b0.05"] == pytest.approx(1.76, abs=0.01)
+  assert r.claims["xi_w2_1.76"] > 50 > 10 > r.claims["xi_w2_0.7"]
+  assert r.claims["accuracy_depth30_w2_1.76"] == critical and r.claims["diverged_runs"] == 0
+
+
+def test_meanfield_marks_diverged_runs_nan_not_chance(mnist_dir, monkeypatch, tmp_path):
+  def train_probed(c, ds, *, steps, every):  # σ_w² = 9 diverges, the other trains
+    return {"loss": [float("nan") if c.init_gain > 2 else 0.5], "test_accuracy": 0.9}
+
+  monkeypatch.setattr(sweeps, "_train_probed", train_probed)
+  r = experiments.meanfield_phase_diagram(data_dir=mnist_dir, depths=(5,), sigma_w2s=(1.0, 9.0), steps=1,
+                                          n_train=100, resolution=4)
+  trained, diverged = r.data["trained"][2][0]
+  assert trained == 0.9 and math.isnan(diverged)
+  assert math.isnan(r.claims["accuracy_depth5_w2_9"]) and r.claims["diverged_runs"] == 1
+  # In the JSON a diverged run is null; the phase diagram draws from that data.
+  runs.write_json(tmp_path / "data.json", r.data)
+  saved = json.loads((tmp_path / "data.json").read_text())
+  assert saved["trained"][2] == [[0.9, None]]
+  plotting.close(plotting.phase_diagram(**saved))
 
 
 def test_selu_self_normalizes_from_off_fixed_point_inputs():
   r = experiments.selu_self_normalization(width=500, depth=32, batch=100)
-  assert abs(r.claims["SELU + LeCun: mean at layer 32"]) < 0.05
-  assert abs(r.claims["SELU + LeCun: variance at layer 32"] - 1) < 0.05
-  assert r.claims["ReLU + He: mean at layer 32"] > 0.5  # no such fixed point without SELU
-  assert r.claims["tanh + Xavier: variance at layer 32"] < 0.1
+  assert abs(r.claims["selu_mean_top"]) < 0.05
+  assert abs(r.claims["selu_var_top"] - 1) < 0.05
+  assert r.claims["relu_mean_top"] > 0.5  # no such fixed point without SELU
+  assert r.claims["tanh_var_top"] < 0.1
+  assert 1 < r.claims["selu_first_normalized_layer"] <= 32
   assert r.data["mean"]["SELU + LeCun"][0] > 0.1  # it starts off the fixed point
 
 
@@ -137,6 +157,7 @@ def test_lab_accuracies_reads_labs_json(tmp_path):
   (tmp_path / "labs.json").write_text(json.dumps({"presets": rows, "quick": False, "command": "x"}))
   r = experiments.lab_accuracies(str(tmp_path / "labs.json"))
   assert r.data["ours_mean"] == [0.978] and r.data["published"]["TF1"] == [0.9783]
+  assert r.claims == {"lab10-3-xavier_accuracy_mean": 0.978, "lab10-3-xavier_accuracy_std": 0.001}
 
 
 def test_make_figures_quick_writes_png_pdf_data_and_readme(tmp_path):
@@ -149,19 +170,27 @@ def test_make_figures_quick_writes_png_pdf_data_and_readme(tmp_path):
     assert (tmp_path / f"selu_self_normalization.{ext}").stat().st_size > 1000
   assert (tmp_path / "selu_self_normalization.png").read_bytes()[:4] == b"\x89PNG"
   record = json.loads((tmp_path / "selu_self_normalization.json").read_text())
-  assert record["quick"] is True and abs(record["claims"]["SELU + LeCun: mean at layer 32"]) < 0.05
+  assert record["quick"] is True and abs(record["claims"]["selu_mean_top"]) < 0.05
+  assert record["claim_text"]["selu_mean_top"] == "SELU + LeCun: mean at layer 32"
   readme = (tmp_path / "README.md").read_text()
   assert "## selu_self_normalization" in readme and "--quick" in readme and "## lab_accuracies" not in readme
+  assert "| `selu_mean_top` | SELU + LeCun: mean at layer 32 |" in readme
   # --redraw: the PNG again from the saved data, the experiment's JSON (command, time, claims) untouched.
+  # A committed record from before claims had identifiers (long keys, no claim_text) redraws from its data too.
   saved = (tmp_path / "selu_self_normalization.json").read_text()
   (tmp_path / "selu_self_normalization.png").unlink()
+  old = (ROOT / "figures" / "dropout_overfitting.json").read_text()
+  (tmp_path / "dropout_overfitting.json").write_text(old)
   redraw = subprocess.run([sys.executable, str(ROOT / "scripts" / "make_figures.py"), "--redraw", "--only",
-                           "selu_self_normalization,variance_vs_depth", "--out", str(tmp_path)],
+                           "selu_self_normalization,variance_vs_depth,dropout_overfitting", "--out", str(tmp_path)],
                           cwd=ROOT, capture_output=True, text=True, timeout=120)
   assert redraw.returncode == 0, redraw.stderr
   assert "variance_vs_depth: skipped: no" in redraw.stdout
-  assert (tmp_path / "selu_self_normalization.png").read_bytes()[:4] == b"\x89PNG"
+  for name in ("selu_self_normalization", "dropout_overfitting"):
+    assert (tmp_path / f"{name}.png").read_bytes()[:4] == b"\x89PNG"
   assert (tmp_path / "selu_self_normalization.json").read_text() == saved
+  assert (tmp_path / "dropout_overfitting.json").read_text() == old
+  assert "## dropout_overfitting" in (tmp_path / "README.md").read_text()
   bad = subprocess.run([sys.executable, str(ROOT / "scripts" / "make_figures.py"), "--only", "nope"],
                        cwd=ROOT, capture_output=True, text=True, timeout=120)
   assert bad.returncode == 2 and "unknown figure(s) nope" in bad.stderr

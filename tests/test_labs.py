@@ -44,6 +44,8 @@ def test_quick_run_writes_both_files(mnist_dir, tmp_path):
   assert data["quick"] and row["seeds"] == [0, 1] and len(row["test_accuracy"]) == 2
   assert row["test_accuracy"][0] != row["test_accuracy"][1]  # seeds differ
   assert "QUICK" in (tmp_path / "labs.md").read_text()
+
+
 def test_readme_presets_table_is_generated_from_labs_json():
   result = json.loads((ROOT / "figures" / "labs.json").read_text())
   assert not result["quick"], "figures/labs.json must be a full-scale run"

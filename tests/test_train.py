@@ -1,13 +1,19 @@
+"""lab10.train: setup from one seed, epochs (whole and in pieces), the one training loop, evaluation, fit."""
+
+import dataclasses
 import json
+import math
 import re
+import shutil
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 from flax import nnx
 
 from lab10 import config as C
-from lab10 import data, runs, train
+from lab10 import data, divergence, runs, step, train, workdir
 
 
 @pytest.fixture(scope="module")
@@ -15,79 +21,104 @@ def small_synthetic():
   return data.synthetic(sizes=(2000, 500))
 
 
-def _tiny_state(seed=0, **overrides):
+def _tiny(seed=0, **overrides):
   c = C.with_preset(None, depth=2, width=(16,), activation="tanh", init="glorot_normal", bias_init="normal",
                     bias_std=0.1, seed=seed, **overrides)
-  init_key, _, dropout_key = jax.random.split(jax.random.key(c.seed), 3)
+  return train.setup(c, (4, 4, 1), 3)
+
+
+def _data(n=50, seed=1):
+  rng = np.random.default_rng(seed)
+  return rng.standard_normal((n, 4, 4, 1)).astype(np.float32), rng.integers(0, 3, n).astype(np.int32)
+
+
+def _copy(state):
+  """A fresh copy: an epoch donates the state it is given."""
+  return jax.tree.map(jnp.array, state)
+
+
+def _same(a, b) -> bool:
+  """Bitwise equality of two train states (the PRNG key compared through its data)."""
+  leaves = lambda s: jax.tree.leaves((s.params, s.rest, s.opt_state, s.step, jax.random.key_data(s.dropout_key)))
+  return all(np.array_equal(u, v) for u, v in zip(leaves(a), leaves(b), strict=True))
+
+
+# --- setup --------------------------------------------------------------------------------------
+
+
+def test_setup_derives_model_data_order_and_dropout_from_the_seed():
+  c = C.with_preset(None, depth=2, width=(16,), seed=7)
+  s = train.setup(c, (4, 4, 1), 3)
+  init_key, data_key, dropout_key = jax.random.split(jax.random.key(7), 3)
   model = C.make_model(c, (4, 4, 1), 3, nnx.Rngs(params=init_key))
-  tx = C.make_optimizer(c)
-  return c, tx, *train.init_state(model, tx, dropout_key)
+  assert runs.tree_sha256(s.state.params) == runs.tree_sha256(nnx.state(model, nnx.Param))
+  np.testing.assert_array_equal(jax.random.key_data(s.data_key), jax.random.key_data(data_key))
+  np.testing.assert_array_equal(jax.random.key_data(s.state.dropout_key), jax.random.key_data(dropout_key))
+  assert s.names == ["dense_0", "dense_1", "head"] and int(s.state.step) == 0
+  assert runs.tree_sha256(train.setup(c, (4, 4, 1), 3).state.params) == runs.tree_sha256(s.state.params)
+  assert runs.tree_sha256(_tiny(seed=8).state.params) != runs.tree_sha256(_tiny(seed=7).state.params)
+  tx = C.make_optimizer(dataclasses.replace(c, optimizer="sgd"))
+  given = train.setup(c, (4, 4, 1), 3, tx)
+  assert given.tx is tx and jax.tree.leaves(given.state.opt_state) == []  # plain SGD keeps no state
 
 
-def _tiny_batch():
-  rng = np.random.default_rng(0)
-  return {"x": rng.standard_normal((8, 4, 4, 1)).astype(np.float32), "y": rng.integers(0, 3, 8).astype(np.int32)}
+# --- epochs -------------------------------------------------------------------------------------
 
 
-# Pinned at jax 0.10.2 / flax 0.12.8 on CPU. Parameters come from jax.random's threefry, which is stable
-# across versions; if these change on purpose (new init or loss), re-pin them and say why in the commit.
-GOLDEN_LOSS = 1.1464938  # float64 NumPy forward pass of the same parameters: 1.14649369
-GOLDEN_GRAD_NORMS = {"dense_0": 0.6676442, "dense_1": 0.4795167, "head": 0.4704558}
-
-
-def test_golden_one_step():
-  _, tx, graphdef, state = _tiny_state()
-  batch = _tiny_batch()
-
-  def loss(params):
-    return train.loss_fn(nnx.merge(graphdef, params, state.rest), batch, train=False)[0]
-
-  value, grads = jax.value_and_grad(loss)(state.params)
-  norms = {f"dense_{i}": float(np.linalg.norm(grads["blocks"][i]["layer"]["kernel"][...])) for i in range(2)}
-  norms["head"] = float(np.linalg.norm(grads["head"]["kernel"][...]))
-  assert float(value) == pytest.approx(GOLDEN_LOSS, rel=1e-5), "golden loss moved; see comment above"
-  assert norms == pytest.approx(GOLDEN_GRAD_NORMS, rel=1e-5), "golden gradient norms moved"
-  new_state, metrics = jax.jit(train.make_train_step(graphdef, tx))(state, batch)
-  assert float(metrics["loss"]) == pytest.approx(GOLDEN_LOSS, rel=1e-5)
-  assert int(new_state.step) == 1
-
-
-def test_train_step_matches_a_hand_written_adam_step():
-  _, tx, graphdef, state = _tiny_state()
-  batch = _tiny_batch()
-  grads = jax.grad(lambda p: train.loss_fn(nnx.merge(graphdef, p, state.rest), batch, train=True)[0])(state.params)
-  new_state, _ = train.make_train_step(graphdef, tx)(state, batch)
-  g = np.asarray(grads["head"]["kernel"][...], np.float64)
-  # First Adam step: m̂ = g, v̂ = g², update = −lr·g/(|g| + ε).
-  expected = np.asarray(state.params["head"]["kernel"][...], np.float64) - 1e-3 * g / (np.abs(g) + 1e-8)
-  np.testing.assert_allclose(new_state.params["head"]["kernel"][...], expected, rtol=1e-5, atol=1e-7)
-
-
-def test_epoch_scan_equals_python_loop_of_steps():
-  c, tx, graphdef, state = _tiny_state()
-  rng = np.random.default_rng(1)
-  x = rng.standard_normal((50, 4, 4, 1)).astype(np.float32)
-  y = rng.integers(0, 3, 50).astype(np.int32)
-  key = jax.random.key(7)
-  step = jax.jit(train.make_train_step(graphdef, tx))
-  loop_state = state
-  order = np.asarray(jax.random.permutation(key, 50))[:48].reshape(6, 8)
-  losses = []
+def test_epoch_scan_equals_python_loop_of_steps_in_that_epochs_order():
+  s = _tiny()
+  x, y = _data()
+  step_fn = jax.jit(step.make_train_step(s.graphdef, s.tx))
+  loop_state, losses = s.state, []
+  # Epoch 3's permutation: the data key folded with the epoch; the 50 % 8 = 2 last examples skipped.
+  order = np.asarray(jax.random.permutation(jax.random.fold_in(s.data_key, 3), 50))[:48].reshape(6, 8)
   for idx in order:
-    loop_state, m = step(loop_state, {"x": x[idx], "y": y[idx]})
+    loop_state, m = step_fn(loop_state, {"x": x[idx], "y": y[idx]})
     losses.append(float(m["loss"]))
-  scan_state, metrics = train.make_epoch(train.make_train_step(graphdef, tx), 8)(state, x, y, key)
+  scan_state, metrics = train.make_epoch(step.make_train_step(s.graphdef, s.tx), 8)(_copy(s.state), x, y, s.data_key, 3)
   np.testing.assert_allclose(metrics["loss"], losses, rtol=1e-5)
   np.testing.assert_allclose(scan_state.params["head"]["kernel"][...], loop_state.params["head"]["kernel"][...],
                              rtol=1e-5, atol=1e-7)
+  assert int(scan_state.step) == 6 and bool(metrics["params_finite"])
+  assert metrics["forward_finite"].shape == (6, 3) and metrics["final_params_finite"].tolist() == [True] * 3
 
 
-def test_after_backward_adds_an_exact_zero():
-  grads = {"a": np.array([[-0.0, 1e-30], [3.0, -7.5]], np.float32), "b": np.array([np.inf, 2.0], np.float32)}
-  out = train.after_backward(grads)
-  np.testing.assert_array_equal(out["a"], grads["a"])
-  np.testing.assert_array_equal(out["b"], grads["b"])
-  assert np.isnan(train.after_backward({"a": np.array([np.nan, 1.0], np.float32)})["a"][0])
+@pytest.mark.parametrize("logged", [False, True])
+def test_an_epoch_in_pieces_equals_the_epoch_in_one_piece(logged):
+  s = _tiny(dropout=0.2, batchnorm=True)  # dropout keys and batch-norm statistics carry across pieces
+  x, y = _data()
+  kw = dict(logged_step=step.make_logged_train_step(s.graphdef, s.tx), log_every=2) if logged else {}
+  epoch = train.make_epoch(step.make_train_step(s.graphdef, s.tx), 5, **kw)
+  whole, metrics = epoch(_copy(s.state), x, y, s.data_key, 2)
+  state, pieces = _copy(s.state), []
+  for start, count in ((0, 4), (4, 4), (8, 2)):
+    state, m = epoch(state, x, y, s.data_key, 2, start, count)
+    pieces.append(m)
+  assert _same(state, whole) and int(state.step) == 10  # bitwise
+  for key in ("loss", "accuracy", "forward_finite"):
+    np.testing.assert_array_equal(np.concatenate([m[key] for m in pieces]), metrics[key])
+  if logged:  # the logged steps are the epoch's 0, 2, 4, …, whichever piece runs them
+    assert [m["logged_index"].tolist() for m in pieces] == [[0, 2], [4, 6], [8]]
+    assert metrics["logged_index"].tolist() == [0, 2, 4, 6, 8]
+    for key, values in metrics["stats"].items():
+      np.testing.assert_array_equal(np.concatenate([m["stats"][key] for m in pieces]), values, err_msg=key)
+
+
+@pytest.mark.parametrize("every", [1, 3, 10, 25])
+def test_logged_epoch_trains_exactly_like_the_plain_one(every):
+  s = _tiny()
+  x, y = _data()  # 10 steps of 5
+  plain = train.make_epoch(step.make_train_step(s.graphdef, s.tx), 5)
+  logged = train.make_epoch(step.make_train_step(s.graphdef, s.tx), 5, log_every=every,
+                            logged_step=step.make_logged_train_step(s.graphdef, s.tx, bounds=(-1.0, 1.0)))
+  s1, m1 = plain(_copy(s.state), x, y, s.data_key, 1)
+  s2, m2 = logged(_copy(s.state), x, y, s.data_key, 1)
+  np.testing.assert_allclose(m2["loss"], m1["loss"], rtol=1e-6)
+  np.testing.assert_array_equal(m2["forward_finite"], m1["forward_finite"])
+  for a, b in zip(jax.tree.leaves(s1.params), jax.tree.leaves(s2.params)):
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
+  assert m2["logged_index"].tolist() == list(range(0, 10, every))
+  assert m2["stats"]["forward/dense_0/act_var"].shape == (len(range(0, 10, every)),)
 
 
 def _weight_copies_in_loops(hlo: str, shape: str) -> int:
@@ -103,96 +134,224 @@ def _weight_copies_in_loops(hlo: str, shape: str) -> int:
 def test_epochs_update_weights_in_place(monkeypatch):
   # Width 24 ≠ the input's 16 features: the 24 × 24 kernels (2) are the ones the backward pass reads.
   c = C.with_preset(None, depth=3, width=(24,), activation="relu", init="he_normal", optimizer="adam")
-  model = C.make_model(c, (4, 4, 1), 3, nnx.Rngs(params=jax.random.key(0)))
-  tx = C.make_optimizer(c)
-  graphdef, state = train.init_state(model, tx, jax.random.key(1))
+  s = train.setup(c, (4, 4, 1), 3)
   x, y = np.zeros((80, 4, 4, 1), np.float32), np.zeros(80, np.int32)
 
   def copies(**logged):
-    epoch = train.make_epoch(train.make_train_step(graphdef, tx), 8, **logged)
-    return _weight_copies_in_loops(epoch.lower(state, x, y, jax.random.key(2)).compile().as_text(), "24,24")
+    epoch = train.make_epoch(step.make_train_step(s.graphdef, s.tx), 8, **logged)
+    return _weight_copies_in_loops(epoch.lower(s.state, x, y, s.data_key, 1).compile().as_text(), "24,24")
 
-  every_5 = dict(logged_step=train.make_logged_train_step(graphdef, tx), log_every=5)
+  every_5 = lambda: dict(logged_step=step.make_logged_train_step(s.graphdef, s.tx), log_every=5)
   assert copies() == 0
-  assert copies(**every_5) == 2  # a logged step keeps W_t beside W_{t+1} for ‖W_{t+1} − W_t‖: one copy per kernel
-  monkeypatch.setattr(train, "exact_zero", lambda tree: np.float32(0))
-  if copies() == 0 and copies(**every_5) == 2:
-    pytest.skip("this XLA updates in place without exact_zero's data dependences: they are no longer needed")
+  # A logged step keeps W_t beside W_{t+1} for ‖W_{t+1} − W_t‖: one copy per kernel.
+  assert copies(**every_5()) == 2
+  # Without exact_zero's data dependences (after_backward's, and the logged scan's), XLA copies the weights.
+  monkeypatch.setattr(step, "exact_zero", lambda tree: np.float32(0))
+  assert copies() > 0 and copies(**every_5()) > 2, (
+      "this XLA updates in place without exact_zero's data dependences: remove them (step.after_backward, "
+      "train._logged_scan) and this half of the test")
+
+
+# --- the loop -----------------------------------------------------------------------------------
+
+
+def test_loop_yields_each_piece_and_trains_as_whole_epochs():
+  s = _tiny()
+  x, y = _data(n=35)  # 7 steps of 5
+  run_epoch = train.make_epoch(step.make_train_step(s.graphdef, s.tx), 5)
+  measure = lambda state: {"step": state.step, "head": state.params["head"]["kernel"][...].sum()}
+  whole = list(train.loop(run_epoch, _copy(s.state), x, y, s.data_key, epochs=range(1, 3), steps_per_epoch=7,
+                          measure=measure))
+  pieces = list(train.loop(run_epoch, _copy(s.state), x, y, s.data_key, epochs=range(1, 3), steps_per_epoch=7,
+                           measure=measure, chunk=3))
+  assert [(e, done, int(m["step"])) for e, done, _, _, m in whole] == [(1, 7, 7), (2, 7, 14)]
+  assert [(e, done, int(m["step"])) for e, done, _, _, m in pieces] == [
+      (1, 3, 3), (1, 6, 6), (1, 7, 7), (2, 3, 10), (2, 6, 13), (2, 7, 14)]
+  assert _same(pieces[-1][2], whole[-1][2])
+  assert all(isinstance(v, np.ndarray) for _, _, _, steps, m in pieces for v in (steps["loss"], m["head"]))
+  np.testing.assert_array_equal(np.concatenate([p[3]["loss"] for p in pieces[3:]]), whole[1][3]["loss"])
+  # Stopping the iteration stops training: nothing runs past the piece yielded.
+  started = train.loop(run_epoch, _copy(s.state), x, y, s.data_key, epochs=range(1, 100), steps_per_epoch=7,
+                       measure=measure, chunk=3)
+  assert int(next(started)[4]["step"]) == 3
+  started.close()
+
+
+# --- evaluation ---------------------------------------------------------------------------------
 
 
 def test_evaluate_handles_a_partial_last_batch():
-  _, _, graphdef, state = _tiny_state()
-  rng = np.random.default_rng(2)
-  x = rng.standard_normal((37, 4, 4, 1)).astype(np.float32)
-  y = rng.integers(0, 3, 37).astype(np.int32)
-  got = train.make_evaluate(graphdef, batch_size=10)(state.params, state.rest, x, y)
-  logits = np.asarray(nnx.merge(graphdef, state.params, state.rest)(x), np.float64)
+  s = _tiny()
+  x, y = _data(n=37, seed=2)
+  got = train.make_evaluate(s.graphdef, batch_size=10)(s.state.params, s.state.rest, x, y)
+  logits = np.asarray(nnx.merge(s.graphdef, s.state.params, s.state.rest)(x), np.float64)
   logp = logits - np.log(np.exp(logits).sum(1, keepdims=True))
   assert float(got["loss"]) == pytest.approx(-logp[np.arange(37), y].mean(), rel=1e-5)
   assert float(got["accuracy"]) == pytest.approx(np.mean(logits.argmax(1) == y))
 
 
-def test_fit_writes_run_files_and_is_deterministic(small_synthetic, tmp_path):
-  def run(name):
-    c = C.with_preset(None, dataset="synthetic", depth=2, width=(32,), epochs=2, batch_size=50,
-                      dropout=0.2, batchnorm=True, seed=5, workdir=str(tmp_path / name))
+def test_eval_arrays_score_test_a_training_subset_and_validation_if_held_out():
+  ds = data.synthetic(sizes=(12_000, 100))
+  sets = train.eval_arrays(ds)
+  assert list(sets) == ["test", "train_eval"] and len(sets["train_eval"][1]) == train.TRAIN_EVAL_SIZE == 10_000
+  np.testing.assert_array_equal(sets["train_eval"][0], ds.train_x[:10_000])
+  held_out = dataclasses.replace(ds, val_x=ds.test_x[:7], val_y=ds.test_y[:7])
+  assert list(train.eval_arrays(held_out)) == ["test", "train_eval", "val"]
+
+
+# --- fit ----------------------------------------------------------------------------------------
+
+
+def test_fit_writes_run_files_returns_its_records_and_is_deterministic(small_synthetic, tmp_path):
+  def run(name, seed=5, epochs=2):
+    c = C.with_preset(None, dataset="synthetic", depth=2, width=(32,), epochs=epochs, batch_size=50,
+                      dropout=0.2, batchnorm=True, seed=seed, workdir=str(tmp_path / name))
     return train.fit(c, small_synthetic, verbose=False)
 
   a, b = run("a"), run("b")
-  assert (a / "metrics.jsonl").read_bytes() == (b / "metrics.jsonl").read_bytes()
-  records = runs.read_jsonl(a / "metrics.jsonl")
+  assert a.workdir == tmp_path / "a"
+  assert (a.workdir / "metrics.jsonl").read_bytes() == (b.workdir / "metrics.jsonl").read_bytes()
+  records = runs.read_jsonl(a.workdir / "metrics.jsonl")
+  assert a.records == records  # what fit returns is what it wrote
   assert [r["epoch"] for r in records] == [1, 2] and records[-1]["step"] == 80
   assert records[1]["train_loss"] < records[0]["train_loss"] - 0.2  # it learns
   assert records[1]["train_eval_accuracy"] > 0.25 and records[1]["test_accuracy"] > 0.12  # chance: 0.1
-  cfg = json.loads((a / "config.json").read_text())
+  cfg = json.loads((a.workdir / "config.json").read_text())
   assert cfg["config"]["seed"] == 5 and cfg["environment"]["packages"]["jax"] == jax.__version__
   assert cfg["environment"]["devices"] and cfg["num_params"] == 784 * 32 + 32 * 32 + 32 * 10 + 10 + 4 * 32
-  other = train.fit(C.with_preset(None, dataset="synthetic", depth=2, width=(32,), epochs=1, batch_size=50, seed=6,
-                                  dropout=0.2, batchnorm=True, workdir=str(tmp_path / "c")), small_synthetic, verbose=False)
-  assert runs.read_jsonl(other / "metrics.jsonl")[0] != records[0]
+  summary = (a.workdir / "summary.json").read_text()
+  assert json.loads(summary)["epoch"] == 2 and json.loads(summary)["resumed_from_epoch"] == 0
+  assert run("c", seed=6, epochs=1).records[0] != records[0]
+  # A finished run, resumed: nothing to train, and the same records back.
+  again = train.fit(C.with_preset(None, dataset="synthetic", depth=2, width=(32,), epochs=2, batch_size=50,
+                                  dropout=0.2, batchnorm=True, seed=5, workdir=str(a.workdir), resume=True),
+                    small_synthetic, verbose=False)
+  assert again.records == records and (a.workdir / "summary.json").read_text() == summary
 
 
 def test_cnn_trains_on_mnist_subset(mnist, tmp_path):
-  import dataclasses
-
   subset = dataclasses.replace(mnist, train_x=mnist.train_x[:3000], train_y=mnist.train_y[:3000],
                                test_x=mnist.test_x[:1000], test_y=mnist.test_y[:1000])
   c = C.with_preset(None, model="cnn", depth=3, width=(8,), init="he_normal", epochs=2, batch_size=50, lr=3e-3,
                     workdir=str(tmp_path))
-  records = runs.read_jsonl(train.fit(c, subset, verbose=False) / "metrics.jsonl")
+  records = train.fit(c, subset, verbose=False).records
   assert records[-1]["train_loss"] < records[0]["train_loss"] and records[-1]["test_accuracy"] > 0.5
+
+
+def test_training_with_log_stats_every_writes_every_logged_step(tmp_path):
+  args = C.parser("test").parse_args(["--dataset", "synthetic", "--depth", "3", "--width", "16", "--activation",
+                                      "tanh", "--epochs", "2", "--batch_size", "100", "--log_stats_every", "3",
+                                      "--log_histograms", "true", "--workdir", str(tmp_path)])
+  result = train.fit(C.from_args(args), data.synthetic(sizes=(1000, 200)), verbose=False)
+  records = runs.read_jsonl(result.workdir / "stats.jsonl")
+  # 10 steps per epoch; every epoch logs its local steps 0, 3, 6, 9, at global steps 0, 3, … 10, 13, ….
+  assert [r["step"] for r in records] == [0, 3, 6, 9, 10, 13, 16, 19] and [r["epoch"] for r in records][-1] == 2
+  for r in records:
+    for layer in ("dense_0", "dense_1", "dense_2"):
+      for key in ("forward/{}/act_var", "forward/{}/saturated", "backward/{}/grad_var", "grads/{}/norm",
+                  "updates/{}/ratio"):
+        assert math.isfinite(r[key.format(layer)]), key.format(layer)
+    assert r["forward/dense_0/act_var"] > 0 and r["grads/head/norm"] > 0
+  assert records[0]["loss"] == pytest.approx(result.records[0]["train_loss"], rel=0.2)
+  assert len(result.records) == 2
+  hist = np.load(result.workdir / "stats_histograms.npz")
+  assert hist["step"].tolist() == [0, 3, 6, 9, 10, 13, 16, 19] and hist["edges"].tolist()[0] == -1.0
+  assert hist["epoch"].tolist() == [1] * 4 + [2] * 4
+  assert (hist["dense_2"].sum(axis=1) == 100 * 16).all()
+
+
+# --- divergence ---------------------------------------------------------------------------------
 
 
 def test_divergence_stops_cleanly_with_the_step(small_synthetic, tmp_path):
   # The lab's sigmoid / N(0, 1) network with an absurd learning rate overflows within a few steps.
   c = C.with_preset(None, dataset="synthetic", activation="sigmoid", init="normal", bias_init="normal",
                     optimizer="adam", lr=1e38, epochs=3, batch_size=50, workdir=str(tmp_path))
-  with pytest.raises(train.Diverged) as err:
+  with pytest.raises(divergence.Diverged) as err:
     train.fit(c, small_synthetic, verbose=False)
   assert err.value.epoch == 1 and 1 <= err.value.step <= 40
   records = runs.read_jsonl(tmp_path / "metrics.jsonl")  # every line parses
   assert len(records) == 1 and records[0]["train_loss"] is None
 
 
-def test_batch_larger_than_dataset_is_refused(small_synthetic, tmp_path):
-  with pytest.raises(C.ConfigError, match="--batch_size 5000 is larger than the 2000 training examples"):
-    train.fit(C.with_preset(None, dataset="synthetic", batch_size=5000, workdir=str(tmp_path)), small_synthetic)
+def _poisoned(n_train=2001, batch=50, seed=0):
+  """Synthetic data with one NaN image that the 2001 % 50 = 1 skipped example of epoch 1 is, but
+  epoch 2's is not: a run that is healthy in epoch 1 and diverges in epoch 2 at a known step."""
+  ds = data.synthetic(sizes=(n_train, 200))
+  data_key = train.setup(C.with_preset(None, seed=seed), ds.input_shape, ds.num_classes).data_key
+  order = [np.asarray(jax.random.permutation(jax.random.fold_in(data_key, e), n_train)) for e in (1, 2)]
+  bad = int(order[0][-1])
+  assert order[1][-1] != bad
+  x = ds.train_x.copy()
+  x[bad] = np.nan
+  step_number = n_train // batch + int(np.flatnonzero(order[1] == bad)[0]) // batch + 1
+  return dataclasses.replace(ds, train_x=x), step_number
 
 
-def test_short_mnist_run_reaches_95_percent(mnist_dir, tmp_path):
-  c = C.with_preset("lab10-3-xavier", epochs=1, data_dir=str(mnist_dir), workdir=str(tmp_path))
-  record = runs.read_jsonl(train.fit(c, verbose=False) / "metrics.jsonl")[-1]
-  assert record["test_accuracy"] > 0.95 and record["step"] == 550
+def test_divergence_in_epoch_2_keeps_metrics_and_the_checkpoint_of_epoch_1(tmp_path):
+  ds, expected_step = _poisoned()
+  c = C.with_preset(None, dataset="synthetic", depth=2, width=(32,), epochs=3, batch_size=50, seed=0,
+                    workdir=str(tmp_path))
+  with pytest.raises(divergence.Diverged) as err:
+    train.fit(c, ds, verbose=False)
+  assert (err.value.epoch, err.value.step, err.value.layer) == (2, expected_step, "dense_0")
+  assert str(err.value) == (f"training diverged in epoch 2 at step {expected_step}: dense_0 went non-finite first "
+                            "(activations in the forward pass); metrics.jsonl keeps epochs 1-2, the newest "
+                            "checkpoint is epoch 1")
+  records = runs.read_jsonl(tmp_path / "metrics.jsonl")
+  assert [r["epoch"] for r in records] == [1, 2] and records[1]["train_loss"] is None
+  assert workdir.checkpoint_epochs(tmp_path) == [1] and not (tmp_path / "summary.json").exists()
+  with runs.Checkpoints(tmp_path / workdir.CHECKPOINTS, 3) as checkpoints:
+    saved = checkpoints.restore(1)
+  assert int(saved["epoch"]) == 1 and int(saved["state"]["step"]) == 40
+  assert all(np.isfinite(a).all() for a in jax.tree.leaves(saved["state"]))
 
 
-def test_finiteness_flags_follow_the_layer_order_past_ten_layers():
-  import jax.numpy as jnp
+# --- resume -------------------------------------------------------------------------------------
 
-  # Sorted keys put dense_10 before dense_2; the flags must follow the layers' own order.
-  acts = {f"dense_{i}": {"pre": jnp.ones(2), "post": jnp.ones(2)} for i in range(12)}
-  acts["dense_2"]["pre"] = jnp.array([1.0, jnp.nan])
-  flags = train.forward_finiteness(dict(sorted(acts.items())), jnp.ones(3))
-  assert np.flatnonzero(~np.asarray(flags)).tolist() == [2]
-  params = {"blocks": {i: {"kernel": jnp.ones(2)} for i in range(12)}, "head": {"kernel": jnp.ones(2)}}
-  params["blocks"][10]["kernel"] = jnp.array([1.0, jnp.inf])
-  assert np.flatnonzero(~np.asarray(train.params_finiteness(params))).tolist() == [10]
+
+@pytest.fixture(scope="module")
+def small():
+  return data.synthetic(sizes=(2000, 500))
+
+
+def _config(path, **overrides):
+  # Every kind of state: batch-norm statistics, momentum, dropout keys.
+  values = dict(dataset="synthetic", depth=2, width=(32,), epochs=3, batch_size=50, dropout=0.2, batchnorm=True,
+                optimizer="momentum", lr=0.01, seed=1, workdir=str(path), keep_checkpoints=2)
+  return C.with_preset(None, **{**values, **overrides})
+
+
+def _summary(path):
+  return json.loads((path / "summary.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def whole(small, tmp_path_factory):
+  """An uninterrupted 3-epoch run of ``_config``."""
+  return train.fit(_config(tmp_path_factory.mktemp("whole")), small, verbose=False).workdir
+
+
+def test_resume_after_a_crash_equals_an_uninterrupted_run(small, whole, tmp_path):
+  assert workdir.checkpoint_epochs(whole) == [2, 3]  # --keep_checkpoints 2
+  # A crash while epoch 3 was being written: its checkpoint and summary lost, a half line in the log.
+  run = train.fit(_config(tmp_path / "run"), small, verbose=False).workdir
+  shutil.rmtree(run / "checkpoints" / "3")
+  (run / "summary.json").unlink()
+  with open(run / "metrics.jsonl", "a") as f:
+    f.write('{"epoch": 4, "train')
+  with pytest.raises(C.ConfigError, match=r"unfinished run with this config \(checkpoint of epoch 2 of 3\)"):
+    train.fit(_config(run), small, verbose=False)
+  resumed = train.fit(_config(run, resume=True), small, verbose=False)
+  assert (run / "metrics.jsonl").read_bytes() == (whole / "metrics.jsonl").read_bytes()
+  assert resumed.records == runs.read_jsonl(whole / "metrics.jsonl")
+  assert _summary(run)["params_sha256"] == _summary(whole)["params_sha256"]
+  assert _summary(run)["resumed_from_epoch"] == 2
+  assert json.loads((run / "config.json").read_text())["resumed"][0]["from_epoch"] == 2
+
+
+def test_resume_with_more_epochs_extends_the_run_exactly(small, whole, tmp_path):
+  run = train.fit(_config(tmp_path / "run", epochs=1), small, verbose=False).workdir
+  train.fit(_config(run, epochs=3, resume=True), small, verbose=False)
+  assert (run / "metrics.jsonl").read_bytes() == (whole / "metrics.jsonl").read_bytes()
+  assert _summary(run)["params_sha256"] == _summary(whole)["params_sha256"]

@@ -1,0 +1,242 @@
+"""A run directory: what it holds and every rule about it — new, resume or refuse, log sync, the records.
+
+Layout::
+
+  config.json                 the resolved Config, dataset sizes, environment (written first, atomically)
+  metrics.jsonl               one line per epoch                         ┐ cut back to the checkpoint's
+  stats.jsonl                 per-layer statistics of the logged steps   ┘ epoch on resume
+  stats_histograms.npz        activation histograms of the logged steps (--log_histograms)
+  checkpoints/<epoch>/        orbax checkpoints of the newest --keep_checkpoints epochs
+  summary.json                written last: its presence means the run finished
+
+``step`` in metrics.jsonl and stats.jsonl is global: the number of training steps taken before (stats) or
+after (metrics) the record, counted from the start of the run.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import math
+import os
+import shutil
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from lab10 import config as config_lib
+from lab10 import data, runs
+
+CONFIG, METRICS, STATS, HISTOGRAMS, SUMMARY = (
+    "config.json", "metrics.jsonl", "stats.jsonl", "stats_histograms.npz", "summary.json")
+CHECKPOINTS = "checkpoints"
+LOGS = (METRICS, STATS)
+RUN_FILES = (CONFIG, *LOGS, HISTOGRAMS, CHECKPOINTS, SUMMARY)
+
+
+def default(name: str) -> Path:
+  stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+  return Path("runs") / f"{name}-{stamp}"
+
+
+def path_for(config: config_lib.Config) -> Path:
+  return Path(config.workdir) if config.workdir else default(config.preset or config.model)
+
+
+def _writable(path: Path) -> bool:
+  """Whether ``path`` is, or could be created as, a folder we may write in."""
+  path = path.absolute()
+  while not path.exists():
+    path = path.parent
+  return path.is_dir() and os.access(path, os.W_OK | os.X_OK)
+
+
+def checkpoint_epochs(workdir: Path) -> list[int]:
+  """Epochs of the complete checkpoints in ``workdir`` (orbax names unfinished ones ``<epoch>.orbax-…-tmp-…``)."""
+  folder = workdir / CHECKPOINTS
+  return sorted(int(p.name) for p in folder.iterdir() if p.name.isdigit()) if folder.is_dir() else []
+
+
+def plan(config: config_lib.Config, workdir: Path) -> str:
+  """What ``fit`` will do in ``workdir`` — ``"new"``, ``"resume"``, or ``"done"`` (--resume of a run that
+  has finished) — decided before any work; ConfigError where the workdir must not be touched:
+
+  * no run there (no config.json): a new run (also with --resume: there is nothing to continue);
+  * --overwrite: a new run; the old run's files are deleted once every input has been checked;
+  * --resume: continue from the newest checkpoint; the config must be the run's, but --epochs may grow;
+  * neither: refused, whether the config differs or is the same (finished or not).
+  """
+  if workdir.exists() and not workdir.is_dir():
+    raise config_lib.ConfigError(f"--workdir {workdir} exists and is not a folder")
+  if not _writable(workdir):
+    raise config_lib.ConfigError(f"--workdir {workdir} cannot be created or written")
+  if not (workdir / CONFIG).exists() or config.overwrite:
+    return "new"
+  run = config_lib.load_json(workdir / CONFIG)
+  summary = runs.read_json(workdir / SUMMARY)
+  finished = summary is not None and summary.get("epoch") == run.epochs
+  trained = max(checkpoint_epochs(workdir), default=0)
+  if config.resume:
+    clash = config_lib.differences(config, run, ignore=(*config_lib.RUN_CONTROL, "epochs"))
+    if clash:
+      raise config_lib.ConfigError(f"--resume: the run in {workdir} has another config: {'; '.join(clash)}; "
+                                   "pass --overwrite to replace it, or choose another --workdir")
+    if config.epochs < trained:
+      raise config_lib.ConfigError(f"--epochs {config.epochs} is fewer than the {trained} epochs the run in "
+                                   f"{workdir} has already trained; expected {trained} or more")
+    return "done" if finished and config.epochs == run.epochs else "resume"
+  clash = config_lib.differences(config, run)
+  if clash:
+    shown = "; ".join(clash[:3]) + ("; …" if len(clash) > 3 else "")
+    raise config_lib.ConfigError(f"--workdir {workdir} holds a run with another config ({shown}); pass --resume "
+                                 "to continue it with its own config, --overwrite to replace it, or choose "
+                                 "another --workdir")
+  if finished:
+    raise config_lib.ConfigError(f"--workdir {workdir} holds a finished run with this config ({run.epochs} "
+                                 "epochs); pass --overwrite to train it again, or choose another --workdir")
+  progress = f"checkpoint of epoch {trained} of {run.epochs}" if trained else "no checkpoint yet"
+  raise config_lib.ConfigError(f"--workdir {workdir} holds an unfinished run with this config ({progress}); "
+                               "pass --resume to continue it, or --overwrite to start it again")
+
+
+def prepare(workdir: Path, plan: str) -> None:
+  """Create ``workdir``; for a new run, delete the files an earlier run there wrote (nothing else)."""
+  try:
+    workdir.mkdir(parents=True, exist_ok=True)
+  except OSError as e:
+    raise config_lib.ConfigError(f"--workdir {workdir} cannot be created ({e.strerror})") from None
+  if plan == "new":
+    for name in RUN_FILES:
+      for path in (workdir / name, workdir / f"{name}.tmp"):
+        if path.is_dir():
+          shutil.rmtree(path)
+        else:
+          path.unlink(missing_ok=True)
+
+
+def truncate_logs(workdir: Path, epoch: int) -> None:
+  """Cut every JSONL log back to records of epochs <= ``epoch``: drop later epochs and a partial last
+  line, so that a run resumed from the checkpoint of ``epoch`` neither loses nor repeats a record.
+  Records without an ``epoch`` key count as epoch 0. ``epoch`` 0 deletes the logs."""
+  for name in LOGS:
+    path = workdir / name
+    if not path.exists():
+      continue
+    if epoch == 0:
+      path.unlink()
+      continue
+    kept = []
+    for line in path.read_bytes().splitlines(keepends=True):
+      if not line.endswith(b"\n"):
+        break  # a partial last line: the process died inside its write
+      try:
+        record_epoch = json.loads(line).get("epoch", 0)
+      except ValueError:
+        raise runs.RunError(f"{path}: line {len(kept) + 1} is not JSON; cannot resume from it") from None
+      if record_epoch > epoch:
+        break
+      kept.append(line)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(b"".join(kept))
+    os.replace(tmp, path)
+
+
+def read_records(workdir: Path) -> list[dict]:
+  path = workdir / METRICS
+  return runs.read_jsonl(path) if path.exists() else []
+
+
+def info(config: config_lib.Config, ds: data.Dataset, params) -> dict:
+  """config.json's contents: every resolved setting, the parameter count, the data and the environment."""
+  n_params = sum(math.prod(p.shape) for p in jax.tree.leaves(params))
+  return {"config": config.to_json(), "hidden_widths": list(config.hidden_widths), "num_params": n_params,
+          "dataset": {"name": ds.name, "train": len(ds.train_y), "test": len(ds.test_y),
+                      "val": 0 if ds.val_y is None else len(ds.val_y), "input_shape": list(ds.input_shape)},
+          "environment": runs.environment()}
+
+
+def epoch_record(epoch: int, step: int, steps: dict, scores: dict) -> dict:
+  """One metrics.jsonl line from an epoch's per-step metrics and its eval scores (host values)."""
+  record = {"epoch": epoch, "step": step,
+            "train_loss": float(np.mean(steps["loss"])), "train_accuracy": float(np.mean(steps["accuracy"]))}
+  for split, s in scores.items():
+    record[f"{split}_loss"], record[f"{split}_accuracy"] = float(s["loss"]), float(s["accuracy"])
+  return record
+
+
+def stats_records(epoch: int, first_step: int, steps: dict) -> list[dict]:
+  """stats.jsonl's lines of one epoch: one per logged step, its global step, loss and every statistic."""
+  return [{"epoch": epoch, "step": first_step + int(i), "loss": float(steps["loss"][i]),
+           **{k: float(v[j]) for k, v in steps["stats"].items()}} for j, i in enumerate(steps["logged_index"])]
+
+
+def checkpoint(state, data_key: jax.Array, epoch: int) -> dict:
+  """What a checkpoint holds: model, optimizer, step, dropout key; data order = (data key, epoch)."""
+  return {"state": state, "data_key": data_key, "epoch": jnp.asarray(epoch, jnp.int32)}
+
+
+class Log:
+  """The run directory of one ``fit`` while it trains: restores the newest checkpoint on resume, keeps
+  the logs in step with it, writes config.json, each epoch's records and, at the end, summary.json."""
+
+  def __init__(self, workdir: Path, plan: str, checkpoints: runs.Checkpoints, edges: np.ndarray | None):
+    self.workdir, self.plan, self.checkpoints, self.edges = workdir, plan, checkpoints, edges
+    self.epoch, self.records, self.histograms = 0, [], {}
+
+  def restore(self, state, data_key: jax.Array):
+    """``(state, data_key)`` from the newest checkpoint on resume (the given ones for a new run); then the
+    logs are cut back to that checkpoint's epoch, which metrics.jsonl must then hold exactly."""
+    latest = self.checkpoints.latest() if self.plan == "resume" else None
+    if latest is not None:
+      saved = self.checkpoints.restore(latest, checkpoint(state, data_key, 0))
+      state, data_key, self.epoch = saved["state"], saved["data_key"], int(saved["epoch"])
+    truncate_logs(self.workdir, self.epoch)
+    self.records = read_records(self.workdir) if self.epoch else []
+    if [r["epoch"] for r in self.records] != list(range(1, self.epoch + 1)):
+      raise runs.RunError(f"{self.workdir / METRICS} holds epochs {[r['epoch'] for r in self.records]}, but the "
+                          f"checkpoint resumed from is epoch {self.epoch}; cannot resume without losing records")
+    self.histograms = self._load_histograms()
+    return state, data_key
+
+  def _load_histograms(self) -> dict[str, list]:
+    """The histograms of epochs <= ``self.epoch`` already written (a resumed run appends to them)."""
+    path = self.workdir / HISTOGRAMS
+    if not self.epoch or not path.exists():
+      return {}
+    with np.load(path) as saved:
+      keep = saved["epoch"] <= self.epoch
+      return {k: [saved[k][keep]] for k in saved.files if k != "edges"}
+
+  def write_config(self, run_info: dict) -> None:
+    """config.json; a resumed run keeps the first environment and notes each resumption's own."""
+    if self.plan == "resume":
+      first = runs.read_json(self.workdir / CONFIG)
+      resumed = first.get("resumed", []) + [{"from_epoch": self.epoch, "environment": run_info.pop("environment")}]
+      run_info = {**first, **run_info, "resumed": resumed}
+    runs.write_json(self.workdir / CONFIG, run_info)
+
+  def write_epoch(self, epoch: int, step: int, steps: dict, scores: dict) -> dict:
+    """Append the epoch's metrics.jsonl line (returned) and its statistics and histograms, if logged."""
+    record = epoch_record(epoch, step, steps, scores)
+    runs.append_jsonl(self.workdir / METRICS, record)
+    self.records.append(record)
+    if "stats" in steps:
+      first_step = step - len(steps["loss"])
+      runs.extend_jsonl(self.workdir / STATS, stats_records(epoch, first_step, steps))
+    if "histograms" in steps:
+      self._write_histograms(epoch, first_step + steps["logged_index"], steps["histograms"])
+    return record
+
+  def _write_histograms(self, epoch: int, logged_steps: np.ndarray, counts: dict[str, np.ndarray]) -> None:
+    """Rewrite stats_histograms.npz with every logged step so far."""
+    self.histograms.setdefault("step", []).append(logged_steps)
+    self.histograms.setdefault("epoch", []).append(np.full(len(logged_steps), epoch))
+    for name, layer_counts in counts.items():
+      self.histograms.setdefault(name, []).append(layer_counts)
+    arrays = {k: np.concatenate(v) for k, v in self.histograms.items()}
+    runs.write_npz(self.workdir / HISTOGRAMS, {**arrays, "edges": self.edges})
+
+  def write_summary(self, summary: dict) -> None:
+    runs.write_json(self.workdir / SUMMARY, {**(self.records[-1] if self.records else {}), **summary})

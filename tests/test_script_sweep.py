@@ -1,0 +1,63 @@
+"""scripts/sweep.py as a user runs it: every bad input exits 2 with one line; a small sweep writes every model's run."""
+
+import csv
+import json
+
+import pytest
+
+import cli
+from lab10 import runs
+
+# A tiny model, so that a row whose input is wrongly accepted ends in seconds rather than hangs.
+BASE = ["--dataset", "synthetic", "--depth", "1", "--width", "8", "--epochs", "1"]
+
+# Each row: flags after BASE (``{tmp}``: the test's folder, where ``file`` is a file), and what the one stderr
+# line says. Every row but the --workdir one runs with --workdir {tmp}/run, which must not be created.
+BAD_INPUTS = [
+    (["--seeds", "a:b"], "argument --seeds: 'a:b' is not a range like 0:8 or a list like 0,3,5"),
+    (["--seeds", "0,-1"], "--seed -1 is out of range; expected an integer in [0, 2^32)"),
+    (["--init_gains", "x"], "argument --init_gains: 'x' is not a comma-separated list of numbers"),
+    (["--init_gains", "1,-1"], "--init_gain -1.0 is out of range; expected a finite number > 0"),
+    (["--lrs", "0"], "--lr 0.0 is out of range; expected a finite number > 0"),
+    (["--lrs", "1e-3,nan"], "--lr nan is out of range; expected a finite number > 0"),
+    (["--optimizer", "rmsprop"], "--optimizer 'rmsprop' is not valid; choose from: adam, sgd, momentum"),
+    (["--width", "8,8"], "--width 8,8 gives 2 widths but --depth is 1"),
+    (["--resume", "--overwrite"], "--resume and --overwrite exclude each other; choose one"),
+    (["--bogus"], "unrecognized arguments: --bogus"),
+    (["--batch_size", "20000"], "--batch_size 20000 is larger than the 10000 training examples of synthetic"),
+    (["--val_size", "10000"],
+     "--val_size 10000 is out of range; expected 0..9999 for the 10000 training examples of synthetic"),
+    (["--dataset", "mnist", "--data_dir", "/nonexistent/lab10"],
+     "data directory /nonexistent/lab10 does not exist (from --data_dir or $LAB10_DATA_DIR)"),
+    (["--workdir", "{tmp}/file"], "--workdir {tmp}/file/seed0_gain1_lr0.001 cannot be created (Not a directory)"),
+    (["--seeds", "5:2"], "argument --seeds: '5:2' is empty"),
+    (["--resume"], "--resume is for scripts/train.py"),
+]
+
+
+@pytest.mark.parametrize("flags,message", BAD_INPUTS, ids=[" ".join(flags) for flags, _ in BAD_INPUTS])
+def test_bad_input_exits_2_with_one_line_naming_it(flags, message, tmp_path):
+  (tmp_path / "file").write_text("x")
+  flags = [f.format(tmp=tmp_path) for f in flags]
+  status, lines = cli.main("sweep", *BASE, *([] if "--workdir" in flags else ["--workdir", str(tmp_path / "run")]),
+                           *flags)
+  assert status == 2 and len(lines) == 1 and message.format(tmp=tmp_path) in lines[0], lines
+  assert not (tmp_path / "run").exists(), "a rejected sweep must not create its workdir"
+
+
+def test_small_sweep_writes_a_run_per_model_and_the_table(tmp_path):
+  status, lines = cli.main("sweep", *BASE, "--seeds", "0:2", "--init_gains", "0.5,2", "--workdir", str(tmp_path))
+  assert (status, lines) == (0, [])
+  models = [(seed, gain) for seed in (0, 1) for gain in (0.5, 2.0)]
+  names = [f"seed{seed}_gain{gain:g}_lr0.001" for seed, gain in models]
+  rows = list(csv.DictReader(open(tmp_path / "summary.csv")))
+  assert [r["model"] for r in rows] == names and {r["diverged_epoch"] for r in rows} == {""}
+  assert len({r["train_loss"] for r in rows}) == 4  # four different models
+  for name, row, (seed, gain) in zip(names, rows, models):
+    records = runs.read_jsonl(tmp_path / name / "metrics.jsonl")
+    assert [(r["epoch"], r["step"]) for r in records] == [(1, 100)]  # 10000 examples, batch 100
+    assert float(row["train_loss"]) == pytest.approx(records[0]["train_loss"], rel=1e-6)
+    config = json.loads((tmp_path / name / "config.json").read_text())["config"]
+    assert (config["seed"], config["init_gain"], config["depth"]) == (seed, gain, 1)
+    assert json.loads((tmp_path / name / "summary.json").read_text())["sweep_models"] == 4
+  assert (tmp_path / "summary.md").read_text().startswith("| model | seed | init_gain | lr |")

@@ -1,0 +1,197 @@
+"""scripts/train.py as a user runs it: every bad input exits 2 with one line, divergence exits 3, a run killed at
+any moment and resumed equals the uninterrupted run. (Bad data files: tests/test_data_errors.py.)"""
+
+import contextlib
+import io
+import json
+import random
+import signal
+import time
+
+import jax
+import numpy as np
+import pytest
+
+import cli
+from lab10 import activations, config, data, initializers, runs, workdir
+
+# A tiny run: 10k synthetic examples, 200 steps an epoch, a few tenths of a second per epoch on CPU.
+TINY = ["--dataset", "synthetic", "--width", "64", "--batch_size", "50", "--seed", "3"]
+
+
+def test_help_lists_every_choice():
+  out = io.StringIO()
+  with contextlib.redirect_stdout(out), pytest.raises(SystemExit) as exit_:
+    cli.load("train").main(["--help"])
+  assert exit_.value.code == 0
+  names = [*activations.ACTIVATIONS, *initializers.KERNEL_INITIALIZERS, *data.DATASETS, *config.PRESETS,
+           *config.OPTIMIZERS, "--distributed"]
+  missing = [n for n in names if n not in out.getvalue()]
+  assert not missing, f"--help does not mention {missing}"
+
+
+# Each row: flags (``{tmp}``: the test's folder, where ``file`` is a file), and what the one stderr line says.
+# Every row but the --workdir ones runs with --workdir {tmp}/run, which must not be created.
+BAD_INPUTS = [
+    # names
+    (["--preset", "lab10-7"], "--preset 'lab10-7' is not valid; choose from: lab10-1-softmax"),
+    (["--dataset", "imagenet"], "--dataset 'imagenet' is not valid; choose from: mnist, fashion_mnist"),
+    (["--model", "resnet"], "--model 'resnet' is not valid; choose from: mlp, cnn"),
+    (["--activation", "swish2"], "--activation 'swish2' is not valid; choose from: sigmoid, tanh, relu"),
+    (["--init", "xavier"], "--init 'xavier' is not valid; choose from: normal, glorot_uniform"),
+    (["--init_mode", "fan_max"], "--init_mode 'fan_max' is not valid; choose from: fan_in, fan_out, fan_avg"),
+    (["--bias_init", "ones"], "--bias_init 'ones' is not valid; choose from: zeros, normal"),
+    (["--optimizer", "rmsprop"], "--optimizer 'rmsprop' is not valid; choose from: adam, sgd, momentum"),
+    # numbers out of range
+    (["--depth", "-1"], "--depth -1 is out of range; expected >= 0 (mlp) or >= 1 (cnn)"),
+    (["--model", "cnn", "--depth", "0"], "--depth 0 is out of range"),
+    (["--width", "0"], "--width 0 is out of range; expected positive integers"),
+    (["--width", "64,-1", "--depth", "2"], "--width 64,-1 is out of range"),
+    (["--width", "16,32,8"], "--width 16,32,8 gives 3 widths but --depth is 2; give one width"),
+    (["--model", "cnn", "--width", "16,32", "--depth", "2"], "gives several widths but --model cnn takes one"),
+    (["--epochs", "0"], "--epochs 0 is out of range; expected an integer > 0"),
+    (["--epochs", "-3"], "--epochs -3 is out of range; expected an integer > 0"),
+    (["--batch_size", "0"], "--batch_size 0 is out of range; expected an integer > 0"),
+    (["--lr", "0"], "--lr 0.0 is out of range; expected a finite number > 0"),
+    (["--lr", "-0.1"], "--lr -0.1 is out of range"),
+    (["--lr", "inf"], "--lr inf is out of range"),
+    (["--lr", "nan"], "--lr nan is out of range"),
+    (["--init_std", "-1"], "--init_std -1.0 is out of range; expected a finite number > 0"),
+    (["--bias_std", "0"], "--bias_std 0.0 is out of range; expected a finite number > 0"),
+    (["--init_gain", "0"], "--init_gain 0.0 is out of range; expected a finite number > 0"),
+    (["--leaky_slope", "1"], "--leaky_slope 1.0 is out of range; expected in [0, 1)"),
+    (["--dropout", "-0.1"], "--dropout -0.1 is out of range; expected a probability in [0, 1)"),
+    (["--dropout", "1.5"], "--dropout 1.5 is out of range; expected a probability in [0, 1)"),
+    (["--dropout", "nan"], "--dropout nan is out of range"),
+    (["--momentum", "1"], "--momentum 1.0 is out of range; expected in [0, 1)"),
+    (["--weight_decay", "-1e-4"], "--weight_decay -0.0001 is out of range; expected >= 0"),
+    (["--seed", "-1"], "--seed -1 is out of range; expected an integer in [0, 2^32)"),
+    (["--val_size", "-1"], "--val_size -1 is out of range; expected an integer >= 0"),
+    (["--keep_checkpoints", "0"], "--keep_checkpoints 0 is out of range; expected an integer >= 1"),
+    (["--log_stats_every", "-1"], "--log_stats_every -1 is out of range; expected an integer >= 0 (0: off)"),
+    # flags that do not parse
+    (["--epochs", "2.5"], "argument --epochs: invalid int value: '2.5'"),
+    (["--lr", "fast"], "argument --lr: invalid float value: 'fast'"),
+    (["--width", "abc"], "argument --width: 'abc' is not an integer or a comma-separated list of integers"),
+    (["--batchnorm", "maybe"], "argument --batchnorm: 'maybe' is not a boolean; choose from: true, false"),
+    (["--bogus", "1"], "unrecognized arguments: --bogus 1"),
+    # flags that exclude or need each other
+    (["--log_histograms", "true"], "--log_histograms needs --log_stats_every N > 0"),
+    (["--resume", "--overwrite"], "--resume and --overwrite exclude each other; choose one"),
+    (["--resume", "--workdir", ""], "error: --resume needs --workdir, the run directory to continue"),
+    # the data and the run directory
+    (["--dataset", "synthetic", "--batch_size", "10001"],
+     "--batch_size 10001 is larger than the 10000 training examples of synthetic; expected 1..10000"),
+    (["--dataset", "synthetic", "--val_size", "10000"],
+     "--val_size 10000 is out of range; expected 0..9999 for the 10000 training examples of synthetic"),
+    (["--data_dir", "/nonexistent/lab10"], "--data_dir /nonexistent/lab10 does not exist or is not a folder"),
+    (["--workdir", "{tmp}/file"], "error: --workdir {tmp}/file exists and is not a folder"),
+    (["--workdir", "{tmp}/file/run"], "error: --workdir {tmp}/file/run cannot be created or written"),
+]
+
+
+@pytest.mark.parametrize("flags,message", BAD_INPUTS, ids=[" ".join(flags) for flags, _ in BAD_INPUTS])
+def test_bad_input_exits_2_with_one_line_naming_it(flags, message, tmp_path):
+  (tmp_path / "file").write_text("x")
+  flags = [f.format(tmp=tmp_path) for f in flags]
+  status, lines = cli.main("train", *flags, *([] if "--workdir" in flags else ["--workdir", str(tmp_path / "run")]))
+  assert status == 2 and len(lines) == 1 and message.format(tmp=tmp_path) in lines[0], lines
+  assert not (tmp_path / "run").exists(), "a rejected run must not create its workdir"
+
+
+def test_bad_flag_in_a_real_process_is_one_line_without_traceback(tmp_path):
+  status, out, err = cli.run("train", "--lr", "fast", "--workdir", str(tmp_path / "run"))
+  assert status == 2 and err.count("\n") == 1 and "argument --lr: invalid float value: 'fast'" in err
+
+
+def test_diverging_process_exits_3_and_leaves_readable_files(tmp_path):
+  # The lab's sigmoid / N(0, 1) network with an absurd learning rate: Adam's first step is ±lr.
+  status, out, err = cli.run("train", "--dataset", "synthetic", "--activation", "sigmoid", "--init", "normal",
+                             "--bias_init", "normal", "--lr", "1e38", "--epochs", "3", "--workdir", str(tmp_path))
+  assert status == 3 and err.count("\n") == 1, err
+  assert "error: training diverged in epoch 1 at step 2: dense_0 went non-finite first (activations" in err
+  assert json.loads((tmp_path / "config.json").read_text())["config"]["lr"] == 1e38
+  assert [r["epoch"] for r in runs.read_jsonl(tmp_path / "metrics.jsonl")] == [1]
+  assert workdir.checkpoint_epochs(tmp_path) == []  # no non-finite state is checkpointed
+
+
+def test_preset_run_end_to_end(mnist_dir, tmp_path):
+  status, out, err = cli.run("train", "--preset", "lab10-3-xavier", "--epochs", "1", "--data_dir", str(mnist_dir),
+                             "--workdir", str(tmp_path))
+  assert status == 0, err
+  assert "backend cpu" in out and "epoch 1/1 [####################]" in out
+  assert out.strip().splitlines()[-1].startswith("done: 1 epochs, test accuracy 0.9")
+  cfg = json.loads((tmp_path / "config.json").read_text())
+  assert cfg["config"]["preset"] == "lab10-3-xavier" and cfg["config"]["epochs"] == 1
+  assert cfg["config"]["bias_init"] == "normal" and cfg["hidden_widths"] == [256, 256]
+  assert cfg["dataset"] == {"name": "mnist", "train": 55000, "test": 10000, "val": 5000, "input_shape": [28, 28, 1]}
+  record = json.loads((tmp_path / "metrics.jsonl").read_text())
+  assert record["test_accuracy"] > 0.95 and record["val_accuracy"] > 0.95 and record["step"] == 550
+
+
+# --- killed processes ---------------------------------------------------------------------------
+
+KILL_RUN = [*TINY, "--width", "128", "--epochs", "6", "--dropout", "0.1"]
+
+
+def _lines(path):
+  return len(path.read_bytes().splitlines()) if path.exists() else 0
+
+
+def _kill_when(process, metrics, lines, delay=0.0, timeout=120):
+  """SIGKILL ``process`` ``delay`` seconds after metrics.jsonl reaches ``lines`` lines."""
+  deadline = time.monotonic() + timeout
+  while _lines(metrics) < lines and process.poll() is None and time.monotonic() < deadline:
+    time.sleep(0.01)
+  time.sleep(delay)
+  assert process.poll() is None, f"the run ended before it could be killed: {process.communicate()}"
+  process.send_signal(signal.SIGKILL)
+  process.wait()
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+  path = tmp_path_factory.mktemp("uninterrupted")
+  status, _, err = cli.run("train", *KILL_RUN, "--workdir", str(path))
+  assert status == 0, err
+  return path
+
+
+def _assert_identical(run, reference):
+  assert (run / "metrics.jsonl").read_bytes() == (reference / "metrics.jsonl").read_bytes()
+  summary = lambda path: json.loads((path / "summary.json").read_text())
+  assert summary(run)["params_sha256"] == summary(reference)["params_sha256"]
+  with runs.Checkpoints(run / workdir.CHECKPOINTS, 3) as a, runs.Checkpoints(reference / workdir.CHECKPOINTS, 3) as b:
+    final_a, final_b = a.restore(6), b.restore(6)
+  for x, y in zip(jax.tree.leaves(final_a), jax.tree.leaves(final_b), strict=True):
+    np.testing.assert_array_equal(x, y)
+
+
+def test_two_identical_processes_write_byte_identical_metrics(uninterrupted, tmp_path):
+  status, _, err = cli.run("train", *KILL_RUN, "--workdir", str(tmp_path))
+  assert status == 0, err
+  _assert_identical(tmp_path, uninterrupted)
+
+
+def test_killed_after_epoch_1_and_resumed_equals_uninterrupted(uninterrupted, tmp_path):
+  metrics = tmp_path / "metrics.jsonl"
+  _kill_when(cli.popen("train", *KILL_RUN, "--workdir", str(tmp_path)), metrics, 1)
+  status, out, err = cli.run("train", *KILL_RUN, "--workdir", str(tmp_path))
+  assert status == 2 and "holds an unfinished run with this config" in err and "pass --resume" in err
+  status, out, err = cli.run("train", "--workdir", str(tmp_path), "--resume")  # the run's own config
+  assert status == 0, err
+  assert "resuming after epoch" in out
+  _assert_identical(tmp_path, uninterrupted)
+
+
+def test_killed_at_random_moments_and_resumed_equals_uninterrupted(uninterrupted, tmp_path):
+  seed = random.randrange(2**32)
+  rng = random.Random(seed)
+  metrics = tmp_path / "metrics.jsonl"
+  for attempt in range(3):
+    process = cli.popen("train", *KILL_RUN, "--workdir", str(tmp_path), *(["--resume"] if attempt else []))
+    # Somewhere from start-up to mid-way through the run: compiling, training, writing, checkpointing.
+    _kill_when(process, metrics, min(_lines(metrics) + rng.randint(0, 2), 5), delay=rng.uniform(0, 0.3))
+  status, _, err = cli.run("train", *KILL_RUN, "--workdir", str(tmp_path), "--resume")
+  assert status == 0, f"seed {seed}: {err}"
+  _assert_identical(tmp_path, uninterrupted)

@@ -1,0 +1,248 @@
+"""lab10.workdir: the run directory's rules (new, resume or refuse), log sync, the records, the Log."""
+
+import dataclasses
+import json
+import re
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from lab10 import config as C
+from lab10 import data, runs, train, workdir
+
+
+def _config(path, **overrides):
+  values = dict(dataset="synthetic", depth=2, width=(32,), epochs=3, batch_size=50, lr=0.01, seed=1,
+                workdir=None if path is None else str(path))
+  return C.with_preset(None, **{**values, **overrides})
+
+
+def _fake_run(path: Path, *, checkpoints=(), finished=False, **overrides) -> Path:
+  """A run directory as ``fit`` leaves it, without training: config.json, checkpoint folders, summary.json."""
+  path.mkdir(parents=True, exist_ok=True)
+  c = _config(path, **overrides)
+  runs.write_json(path / workdir.CONFIG, {"config": c.to_json()})
+  for epoch in checkpoints:
+    (path / workdir.CHECKPOINTS / str(epoch)).mkdir(parents=True)
+  if finished:
+    runs.write_json(path / workdir.SUMMARY, {"epoch": c.epochs})
+  return path
+
+
+# --- plan: new, resume, done or refuse ----------------------------------------------------------
+
+
+def test_plan_starts_a_new_run_where_there_is_none_or_on_overwrite(tmp_path):
+  assert workdir.plan(_config(tmp_path / "absent"), tmp_path / "absent") == "new"
+  assert workdir.plan(_config(tmp_path), tmp_path) == "new"  # an empty folder
+  assert workdir.plan(_config(tmp_path, resume=True), tmp_path) == "new"  # nothing to continue
+  run = _fake_run(tmp_path / "run", checkpoints=[1], finished=True)
+  assert workdir.plan(_config(run, lr=0.5, overwrite=True), run) == "new"
+
+
+UNFINISHED = dict(checkpoints=[1, 2])
+FINISHED = dict(checkpoints=[2, 3], finished=True)
+
+
+@pytest.mark.parametrize("run,flags,expected", [
+    (UNFINISHED, dict(resume=True), "resume"),
+    (UNFINISHED, dict(resume=True, epochs=5), "resume"),
+    (UNFINISHED, dict(resume=True, keep_checkpoints=1, data_dir="/elsewhere"), "resume"),  # how, not what
+    (FINISHED, dict(resume=True), "done"),
+    (FINISHED, dict(resume=True, epochs=4), "resume"),
+    (UNFINISHED, {}, "holds an unfinished run with this config (checkpoint of epoch 2 of 3); pass --resume to "
+                     "continue it, or --overwrite to start it again"),
+    (dict(checkpoints=[]), {}, "holds an unfinished run with this config (no checkpoint yet)"),
+    (FINISHED, {}, "holds a finished run with this config (3 epochs); pass --overwrite to train it again"),
+    (FINISHED, dict(lr=0.1), "holds a run with another config (--lr 0.1 (run: 0.01)); pass --resume to continue "
+                             "it with its own config, --overwrite to replace it, or choose another --workdir"),
+    (FINISHED, dict(lr=0.1, seed=2, depth=3, epochs=4),
+     "holds a run with another config (--depth 3 (run: 2); --lr 0.1 (run: 0.01); --epochs 4 (run: 3); …)"),
+    (UNFINISHED, dict(resume=True, lr=0.1), "--resume: the run in {run} has another config: --lr 0.1 (run: 0.01); "
+                                            "pass --overwrite to replace it, or choose another --workdir"),
+    (UNFINISHED, dict(resume=True, epochs=1),
+     "--epochs 1 is fewer than the 2 epochs the run in {run} has already trained; expected 2 or more"),
+])
+def test_plan_of_a_workdir_that_holds_a_run(run, flags, expected, tmp_path):
+  path = _fake_run(tmp_path / "run", **run)
+  before = {p: p.stat().st_mtime_ns for p in path.rglob("*")}
+  c = _config(path, **flags)
+  if expected in ("new", "resume", "done"):
+    assert workdir.plan(c, path) == expected
+  else:
+    with pytest.raises(C.ConfigError) as err:
+      workdir.plan(c, path)
+    assert expected.format(run=path) in str(err.value) and "\n" not in str(err.value)
+  assert before == {p: p.stat().st_mtime_ns for p in path.rglob("*")}, "plan decides; it never writes"
+
+
+def test_plan_names_unreadable_run_files(tmp_path):
+  (tmp_path / workdir.CONFIG).write_text("{")
+  with pytest.raises(C.ConfigError, match=r"config.json cannot be read as a lab10 run config \(JSONDecodeError"):
+    workdir.plan(_config(tmp_path), tmp_path)
+  _fake_run(tmp_path)
+  (tmp_path / workdir.SUMMARY).write_text("not json")
+  with pytest.raises(runs.RunError, match=r"summary.json is not valid JSON \(.*\); pass --overwrite"):
+    workdir.plan(_config(tmp_path), tmp_path)
+
+
+def test_prepare_clears_only_the_files_of_an_earlier_run(tmp_path):
+  run = _fake_run(tmp_path / "run", checkpoints=[1, 2], finished=True)
+  for name in (workdir.METRICS, workdir.STATS, workdir.HISTOGRAMS, f"{workdir.METRICS}.tmp", "notes.txt"):
+    (run / name).write_text("x")
+  (run / "mine").mkdir()
+  workdir.prepare(run, "resume")
+  assert len(list(run.iterdir())) == 9  # resuming deletes nothing
+  workdir.prepare(run, "new")
+  assert sorted(p.name for p in run.iterdir()) == ["mine", "notes.txt"]
+  workdir.prepare(tmp_path / "a" / "b", "new")
+  assert (tmp_path / "a" / "b").is_dir()
+  (tmp_path / "file").write_text("x")
+  with pytest.raises(C.ConfigError, match=r"--workdir .*file/run cannot be created \(Not a directory\)"):
+    workdir.prepare(tmp_path / "file" / "run", "new")
+
+
+def test_workdir_guard_through_fit(tmp_path):
+  small = data.synthetic(sizes=(500, 100))
+  run = tmp_path / "run"
+  run.mkdir()
+  (run / "notes.txt").write_text("mine")  # not the run's: never deleted
+  c = _config(run, epochs=2, batch_size=100)
+  train.fit(c, small, verbose=False)
+  before = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
+  for refused in (c, dataclasses.replace(c, lr=0.1), dataclasses.replace(c, epochs=1, resume=True)):
+    with pytest.raises(C.ConfigError):
+      train.fit(refused, small, verbose=False)
+  assert train.fit(dataclasses.replace(c, resume=True), small, verbose=False).records == runs.read_jsonl(
+      run / workdir.METRICS)  # finished: nothing to do
+  assert before == {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}, "refusals must not write"
+  train.fit(dataclasses.replace(c, lr=0.1, overwrite=True), small, verbose=False)
+  assert json.loads((run / "config.json").read_text())["config"]["lr"] == 0.1
+  assert (run / "metrics.jsonl").read_bytes() != before[run / "metrics.jsonl"]
+  assert (run / "notes.txt").read_text() == "mine"
+  # --resume where there is nothing to resume starts the run.
+  fresh = train.fit(_config(tmp_path / "new", epochs=1, batch_size=100, resume=True), small, verbose=False)
+  assert [r["epoch"] for r in runs.read_jsonl(fresh.workdir / workdir.METRICS)] == [1]
+
+
+def test_default_and_path_for(tmp_path):
+  assert re.fullmatch(r"runs/sweep-mlp-\d{8}-\d{6}", str(workdir.default("sweep-mlp")))
+  assert workdir.path_for(_config(tmp_path)) == tmp_path
+  assert workdir.path_for(C.with_preset("lab10-4-deep")).parent == Path("runs")
+  assert workdir.path_for(C.with_preset("lab10-4-deep")).name.startswith("lab10-4-deep-")
+  assert workdir.path_for(C.with_preset(None, model="cnn")).name.startswith("cnn-")
+
+
+# --- logs ---------------------------------------------------------------------------------------
+
+
+def test_truncate_logs_drops_later_epochs_and_a_partial_line(tmp_path):
+  log, stats = tmp_path / workdir.METRICS, tmp_path / workdir.STATS
+  for record in ({"init": 1}, {"epoch": 1}, {"epoch": 2}, {"epoch": 2, "layer": "head"}, {"epoch": 3}):
+    runs.append_jsonl(log, record)
+  runs.extend_jsonl(stats, [{"epoch": 1, "step": 0}, {"epoch": 3, "step": 20}])
+  with open(log, "a") as f:
+    f.write('{"epoch": 4, "lo')
+  workdir.truncate_logs(tmp_path, 2)
+  assert runs.read_jsonl(log) == [{"init": 1}, {"epoch": 1}, {"epoch": 2}, {"epoch": 2, "layer": "head"}]
+  assert log.read_bytes().endswith(b"}\n") and runs.read_jsonl(stats) == [{"epoch": 1, "step": 0}]
+  workdir.truncate_logs(tmp_path, 0)
+  assert not log.exists() and not stats.exists()
+  log.write_text('{"epoch": 1}\nnot json\n')
+  with pytest.raises(runs.RunError, match=r"metrics.jsonl: line 2 is not JSON; cannot resume from it"):
+    workdir.truncate_logs(tmp_path, 1)
+
+
+def test_checkpoint_epochs_are_the_complete_ones(tmp_path):
+  assert workdir.checkpoint_epochs(tmp_path) == []
+  for name in ("10", "2", "3.orbax-checkpoint-tmp-1", "notes"):
+    (tmp_path / workdir.CHECKPOINTS / name).mkdir(parents=True)
+  assert workdir.checkpoint_epochs(tmp_path) == [2, 10]
+
+
+def test_epoch_and_stats_records_carry_the_global_step():
+  steps = {"loss": np.array([2.0, 1.0, 0.5, 0.25, 0.125]), "accuracy": np.array([0.0, 0.5, 0.5, 1.0, 1.0]),
+           "logged_index": np.array([0, 3]), "stats": {"grads/head/norm": np.array([7.0, 9.0], np.float32)}}
+  scores = {"test": {"loss": np.float32(0.75), "accuracy": np.float32(0.5)}}
+  assert workdir.epoch_record(2, 10, steps, scores) == {
+      "epoch": 2, "step": 10, "train_loss": 0.775, "train_accuracy": 0.6, "test_loss": 0.75, "test_accuracy": 0.5}
+  # The epoch's logged steps 0 and 3, after the 5 steps of epoch 1: global steps 5 and 8.
+  assert workdir.stats_records(2, 5, steps) == [{"epoch": 2, "step": 5, "loss": 2.0, "grads/head/norm": 7.0},
+                                                {"epoch": 2, "step": 8, "loss": 0.25, "grads/head/norm": 9.0}]
+
+
+def test_info_counts_parameters_and_names_the_data():
+  ds = data.synthetic(sizes=(30, 20))
+  c = _config(None, depth=1, width=(8,))
+  s = train.setup(c, ds.input_shape, ds.num_classes)
+  info = workdir.info(c, ds, s.state.params)
+  assert info["num_params"] == 784 * 8 + 8 + 8 * 10 + 10 and info["hidden_widths"] == [8]
+  assert info["dataset"] == {"name": "synthetic", "train": 30, "test": 20, "val": 0, "input_shape": [28, 28, 1]}
+  assert info["config"] == c.to_json() and "resume" not in info["config"]
+  assert info["environment"]["backend"] == jax.default_backend()
+
+
+# --- the Log of one fit ---------------------------------------------------------------------------
+
+
+def _epoch_steps(first_loss: float) -> dict:
+  """Per-step metrics of a 4-step epoch with steps 0 and 2 logged, as ``train.make_epoch`` returns them."""
+  return {"loss": np.array([first_loss, 1.0, 0.5, 0.5]), "accuracy": np.full(4, 0.5),
+          "logged_index": np.array([0, 2]), "stats": {"forward/dense_0/act_var": np.array([1.0, 2.0])},
+          "histograms": {"dense_0": np.array([[1, 3], [2, 2]])}}
+
+
+SCORES = {"test": {"loss": 1.0, "accuracy": 0.25}}
+
+
+def test_log_writes_a_new_run_and_resumes_it_in_step_with_its_checkpoint(tmp_path):
+  state, key = {"w": jnp.arange(3.0)}, jax.random.key(4)
+  edges = np.array([-1.0, 0.0, 1.0], np.float32)
+  with runs.Checkpoints(tmp_path / workdir.CHECKPOINTS, 3) as checkpoints:
+    log = workdir.Log(tmp_path, "new", checkpoints, edges)
+    restored, restored_key = log.restore(state, key)
+    assert restored is state and restored_key is key and log.epoch == 0
+    log.write_config({"config": {"lr": 1}, "environment": {"host": "first"}})
+    for epoch in (1, 2):
+      log.write_epoch(epoch, 4 * epoch, _epoch_steps(float(epoch)), SCORES)
+      checkpoints.save(epoch, workdir.checkpoint({"w": state["w"] + epoch}, key, epoch))
+    log.write_epoch(3, 12, _epoch_steps(3.0), SCORES)  # killed before epoch 3's checkpoint
+    checkpoints.wait()
+  assert [r["step"] for r in runs.read_jsonl(tmp_path / workdir.STATS)] == [0, 2, 4, 6, 8, 10]
+  with np.load(tmp_path / workdir.HISTOGRAMS) as saved:
+    assert saved["step"].tolist() == [0, 2, 4, 6, 8, 10] and saved["epoch"].tolist() == [1, 1, 2, 2, 3, 3]
+    assert saved["dense_0"].shape == (6, 2) and saved["edges"].tolist() == [-1.0, 0.0, 1.0]
+
+  with runs.Checkpoints(tmp_path / workdir.CHECKPOINTS, 3) as checkpoints:
+    log = workdir.Log(tmp_path, "resume", checkpoints, edges)
+    restored, restored_key = log.restore(state, jax.random.key(0))
+    assert log.epoch == 2 and restored["w"].tolist() == [2.0, 3.0, 4.0]
+    assert np.array_equal(jax.random.key_data(restored_key), jax.random.key_data(key))
+    assert [r["epoch"] for r in log.records] == [1, 2]  # epoch 3's lines are cut: it is trained again
+    assert [r["epoch"] for r in runs.read_jsonl(tmp_path / workdir.STATS)] == [1, 1, 2, 2]
+    log.write_config({"config": {"lr": 1}, "environment": {"host": "second"}})
+    record = log.write_epoch(3, 12, _epoch_steps(3.0), SCORES)
+    log.write_summary({"wall_time_s": 1.5})
+  config = json.loads((tmp_path / workdir.CONFIG).read_text())
+  assert config["environment"] == {"host": "first"}
+  assert config["resumed"] == [{"from_epoch": 2, "environment": {"host": "second"}}]
+  assert record == {"epoch": 3, "step": 12, "train_loss": 1.25, "train_accuracy": 0.5, "test_loss": 1.0,
+                    "test_accuracy": 0.25}
+  assert [r["epoch"] for r in runs.read_jsonl(tmp_path / workdir.METRICS)] == [1, 2, 3]
+  with np.load(tmp_path / workdir.HISTOGRAMS) as saved:
+    assert saved["step"].tolist() == [0, 2, 4, 6, 8, 10] and saved["epoch"].tolist() == [1, 1, 2, 2, 3, 3]
+  assert json.loads((tmp_path / workdir.SUMMARY).read_text()) == {**record, "wall_time_s": 1.5}
+
+
+def test_log_refuses_to_resume_when_the_metrics_miss_an_epoch(tmp_path):
+  with runs.Checkpoints(tmp_path / workdir.CHECKPOINTS, 3) as checkpoints:
+    checkpoints.save(2, workdir.checkpoint({"w": jnp.zeros(2)}, jax.random.key(0), 2))
+    checkpoints.wait()
+    runs.append_jsonl(tmp_path / workdir.METRICS, {"epoch": 1})
+    log = workdir.Log(tmp_path, "resume", checkpoints, None)
+    with pytest.raises(runs.RunError, match=r"metrics.jsonl holds epochs \[1\], but the checkpoint resumed from is "
+                                            r"epoch 2; cannot resume without losing records"):
+      log.restore({"w": jnp.ones(2)}, jax.random.key(0))
