@@ -11,7 +11,10 @@ from lab10 import activations, theory
 def test_gaussian_quadrature_moments():
   assert theory.gaussian_mean(lambda z: z**2, 2.0) == pytest.approx(2.0, rel=1e-12)
   assert theory.gaussian_mean(lambda z: z**4, 2.0) == pytest.approx(3 * 4.0, rel=1e-12)
-  assert theory.gaussian_mean(lambda z: np.maximum(z, 0) ** 2, 3.0) == pytest.approx(1.5, rel=1e-3)
+  # A kink at 0 costs nothing: the rule integrates z < 0 and z > 0 apart.
+  assert theory.gaussian_mean(lambda z: np.maximum(z, 0) ** 2, 3.0) == pytest.approx(1.5, rel=1e-13)
+  assert theory.gaussian_mean(lambda z: np.abs(z) ** 3, 2.0) == pytest.approx(2 * math.sqrt(2 / math.pi) * 2**1.5,
+                                                                            rel=1e-13)
 
 
 def test_glorot_products():
@@ -122,3 +125,59 @@ def test_tanh_maps_behind_the_phase_diagram():
   assert theory.fixed_point(jnp.tanh, 1.76, 0.05) == pytest.approx(0.57, abs=0.01)
   for w2, b2 in ((1.0, 0.05), (2.5, 0.1)):
     assert theory.chi1(jnp.tanh, np.array([w2]), b2)[0] == pytest.approx(theory.chi1(jnp.tanh, w2, b2), rel=1e-9)
+
+
+# --- exactness against closed forms (kinked activations, the σ_b² = 0 transition) ----------------
+
+
+def _normal_cdf(x: float) -> float:
+  return 0.5 * math.erfc(-x / math.sqrt(2))
+
+
+def _exp_below_zero(a: float, q: float) -> float:
+  """E[e^{a u}; u < 0] for u ~ N(0, q): e^{a²q/2} Φ(−a√q)."""
+  return math.exp(a * a * q / 2) * _normal_cdf(-a * math.sqrt(q))
+
+
+def _elu_moments(q: float, scale: float = 1.0, alpha: float = 1.0) -> tuple[float, float]:
+  """E[φ(u)²] and E[φ'(u)²], u ~ N(0, q), for φ = scale·(u if u > 0 else α(eᵘ − 1)): ELU (1, 1) and SELU (λ, α)."""
+  negative = _exp_below_zero(2, q) - 2 * _exp_below_zero(1, q) + 0.5  # E[(eᵘ − 1)²; u < 0]
+  return scale**2 * (q / 2 + alpha**2 * negative), scale**2 * (0.5 + alpha**2 * _exp_below_zero(2, q))
+
+
+def test_selu_and_elu_maps_equal_their_closed_forms():
+  # The values the 100-node Gauss–Hermite rule missed by up to 1% (SELU's χ₁ 1.0614 for 1.0716).
+  lam, alpha = activations.SELU_LAMBDA, activations.SELU_ALPHA
+  assert (lam, alpha) == pytest.approx((1.0507009873554805, 1.6732632423543772), rel=1e-15)
+  selu, elu = activations.get("selu"), activations.get("elu")
+  for q in (0.3, 1.0, 4.0):
+    for phi, moments in ((selu, _elu_moments(q, lam, alpha)), (elu, _elu_moments(q))):
+      assert theory.length_map(phi, q, 1.0, 0.0) == pytest.approx(moments[0], rel=1e-12)
+      assert theory.chi1(phi, 1.0, 0.0, q=q) == pytest.approx(moments[1], rel=1e-12)
+  # Klambauer et al. 2017 chose λ, α so that q = 1 is the fixed point with LeCun weights (σ_w² = 1, σ_b² = 0).
+  assert _elu_moments(1.0, lam, alpha)[0] == pytest.approx(1.0, rel=1e-12)
+
+
+def test_relu_and_leaky_relu_maps_equal_their_closed_forms():
+  # E[φ(u)²] = q (1 + a²)/2 and E[φ'(u)²] = (1 + a²)/2.
+  w2 = np.array([0.5, 1.0, 1.8])
+  for a in (0.0, 0.01, 0.25):
+    phi, half = activations.get("leaky_relu", negative_slope=a), (1 + a * a) / 2
+    np.testing.assert_allclose(theory.length_map(phi, np.array([0.2, 1.0, 7.0]), w2, 0.1),
+                               w2 * half * np.array([0.2, 1.0, 7.0]) + 0.1, rtol=1e-13)
+    np.testing.assert_allclose(theory.chi1(phi, w2, 0.1, q=np.array([0.2, 1.0, 7.0])), w2 * half, rtol=1e-13)
+
+
+def test_relu_correlation_map_is_the_arc_cosine_kernel():
+  # Cho & Saul 2009: E[relu(u₁) relu(u₂)] = q (sin θ + (π − θ) c) / 2π, c = cos θ; the 2-d rule's angular
+  # panels end on the kink lines, so the kinked kernel comes out exact.
+  c = np.array([-0.9, -0.3, 0.0, 0.4, 0.8, 0.99, 0.99999])
+  theta = np.arccos(c)
+  for q, w2, b2 in ((0.4, 1.0, 0.2), (1.0, 1.9, 0.1), (5.0, 1.5, 0.0)):
+    relu_kernel = q * (np.sin(theta) + (np.pi - theta) * c) / (2 * np.pi)
+    np.testing.assert_allclose(theory.correlation_map(jax.nn.relu, c, w2, b2, q=q), (w2 * relu_kernel + b2) / q,
+                               rtol=1e-12)
+    a = 0.25  # leaky: relu(u) − a·relu(−u), and relu(−u₁) relu(−u₂) has the same kernel
+    leaky_kernel = (1 + a * a) * relu_kernel - a * q * (np.sin(theta) - theta * c) / np.pi
+    np.testing.assert_allclose(theory.correlation_map(activations.get("leaky_relu", negative_slope=a), c, w2, b2,
+                                                      q=q), (w2 * leaky_kernel + b2) / q, rtol=1e-12)
