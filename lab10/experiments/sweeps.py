@@ -126,7 +126,7 @@ def meanfield_phase_diagram(data_dir=None, sigma_b2_grid: float = 0.05, depths=(
                 trained=(list(sigma_w2s), list(depths), acc.tolist()), bias_for_grid=sigma_b2_grid,
                 title="Mean field, tanh: order-to-chaos transition and trainable depth"),
       claims=claims,
-      setting=f"theory on a {resolution}×{resolution // 2} (σ_w², σ_b²) grid (Gauss–Hermite quadrature); "
+      setting=f"theory on a {resolution}×{resolution // 2} (σ_w², σ_b²) grid (Gauss–Legendre quadrature on each side of 0); "
               f"trainability: tanh MLPs of width {width}, W ~ N(0, σ_w²/n), b ~ N(0, {sigma_b2_grid}), SGD "
               f"momentum {MOMENTUM} lr {lr}, batch {LAB_BATCH}, {steps} steps on the first {n_train} MNIST training "
               f"images, test accuracy on the 10k test set (NaN: diverged); seed {seed}.")
