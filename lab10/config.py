@@ -41,7 +41,8 @@ class Config:
   # data
   dataset: str = _field("mnist", f"one of {', '.join(data.DATASETS)}")
   data_dir: str | None = _field(None, "folder with the raw files (IDX .gz, or cifar-10-batches-bin/); "
-                                f"default ${data.DATA_DIR_ENV}, else download into ~/.cache/lab10")
+                                f"default ${data.DATA_DIR_ENV}, else MNIST's bundled copy, others download into "
+                                "~/.cache/lab10")
   val_size: int = _field(0, "first N training examples held out for validation (TF1 labs: 5000)")
   # model
   model: str = _field("mlp", "mlp | cnn (VGG-style 3x3 convs, no residuals)")
