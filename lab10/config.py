@@ -92,8 +92,8 @@ ACTIONS = ("resume", "overwrite")
 RUN_CONTROL = ("workdir", "data_dir", "keep_checkpoints", *ACTIONS)
 
 
-# The seed labs (../shared/reference/papers.md §1) at the TF1 budget: 15 epochs, batch 100,
-# Adam 1e-3, 55k/5k/10k split. TF1 drew biases from N(0, 1), even in the Xavier labs.
+# The seed labs ("Deep Learning Zero To All" Lab 10, cited in lab10/labs.py) at the TF1 budget: 15 epochs,
+# batch 100, Adam 1e-3, 55k/5k/10k split. TF1 drew biases from N(0, 1), even in the Xavier labs.
 _TF1 = dict(epochs=15, batch_size=100, optimizer="adam", lr=1e-3, val_size=5000, activation="relu")
 _TF1_WIDE = dict(_TF1, width=(256,), depth=2)
 _TF1_DEEP = dict(_TF1, width=(512,), depth=4, init="glorot_uniform", bias_init="normal", bias_std=1.0)
