@@ -66,7 +66,7 @@ as JSON (`<name>.json`: the plotted data, the claims and the settings), and this
 command and scale that produced it and the measured numbers backing its claim; tests/test_figures.py checks every
 claim at reduced scale.
 
-Full scale (each experiment's defaults): `python scripts/make_figures.py --data_dir ../shared/data/mnist`, 17 min
+Full scale (each experiment's defaults): `python scripts/make_figures.py`, 17 min
 (1034 s, the sum of the per-figure times below) on the 2-core development CPU on 2026-11-26, most of it the
 activation zoo (28 runs of 3 epochs on 60k images, 577 s) and the mean-field trainability grid (28 runs, 279 s);
 light test jobs shared the machine during those two. `--quick` (experiments.QUICK, 12 figures) took 278 s on the
