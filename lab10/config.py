@@ -41,7 +41,8 @@ class Config:
   # data
   dataset: str = _field("mnist", f"one of {', '.join(data.DATASETS)}")
   data_dir: str | None = _field(None, "folder with the raw files (IDX .gz, or cifar-10-batches-bin/); "
-                                f"default ${data.DATA_DIR_ENV}, else download into ~/.cache/lab10")
+                                f"default ${data.DATA_DIR_ENV}, else MNIST's bundled copy, others download into "
+                                "~/.cache/lab10")
   val_size: int = _field(0, "first N training examples held out for validation (TF1 labs: 5000)")
   # model
   model: str = _field("mlp", "mlp | cnn (VGG-style 3x3 convs, no residuals)")
@@ -91,8 +92,8 @@ ACTIONS = ("resume", "overwrite")
 RUN_CONTROL = ("workdir", "data_dir", "keep_checkpoints", *ACTIONS)
 
 
-# The seed labs (../shared/reference/papers.md §1) at the TF1 budget: 15 epochs, batch 100,
-# Adam 1e-3, 55k/5k/10k split. TF1 drew biases from N(0, 1), even in the Xavier labs.
+# The seed labs ("Deep Learning Zero To All" Lab 10, cited in lab10/labs.py) at the TF1 budget: 15 epochs,
+# batch 100, Adam 1e-3, 55k/5k/10k split. TF1 drew biases from N(0, 1), even in the Xavier labs.
 _TF1 = dict(epochs=15, batch_size=100, optimizer="adam", lr=1e-3, val_size=5000, activation="relu")
 _TF1_WIDE = dict(_TF1, width=(256,), depth=2)
 _TF1_DEEP = dict(_TF1, width=(512,), depth=4, init="glorot_uniform", bias_init="normal", bias_std=1.0)

@@ -7,7 +7,8 @@ the checksums TFDS registers for each file).
 
 Where the files are looked for: ``data_dir`` (the ``--data_dir`` flag), else
 ``$LAB10_DATA_DIR`` — the folder itself, then its ``<name>/`` sub-folder; such a folder is
-only read, never written. With neither, ``~/.cache/lab10/<name>``, downloaded on first use.
+only read, never written. With neither: MNIST from the copy bundled in ``lab10/datasets/mnist``
+(offline, TFDS not imported), any other dataset from ``~/.cache/lab10/<name>``, downloaded on first use.
 """
 
 from __future__ import annotations
@@ -33,7 +34,10 @@ IDX_FILES = {
 }
 CIFAR_DIR = "cifar-10-batches-bin"
 CIFAR_FILES = tuple(f"data_batch_{i}.bin" for i in range(1, 6)) + ("test_batch.bin",)
+BUNDLED_DIR = Path(__file__).resolve().parent / "datasets"  # package data, one folder per dataset
+BUNDLED = ("mnist",)
 ONLINE_TIMEOUT_S = 5.0
+OFFLINE_HINT = "--dataset mnist (bundled with lab10) and --dataset synthetic need no download"
 SYNTHETIC_SIZES = (10_000, 2_000)  # train, test
 
 
@@ -169,10 +173,13 @@ def synthetic(*, uniform: bool = False, sizes: tuple[int, int] = SYNTHETIC_SIZES
 
 
 def resolve_dir(name: str, data_dir: str | os.PathLike | None) -> tuple[Path, bool]:
-  """The folder to read ``name`` from, and whether it is the download cache (no dir was given)."""
+  """The folder to read ``name`` from, and whether it is the download cache: ``data_dir``, else
+  ``$LAB10_DATA_DIR``, else the bundled copy (MNIST), else ``~/.cache/lab10/<name>``."""
   given = data_dir or os.environ.get(DATA_DIR_ENV)
   if given:
     return Path(given).expanduser(), False
+  if name in BUNDLED:
+    return BUNDLED_DIR / name, False
   return Path.home() / ".cache" / "lab10" / name, True
 
 
@@ -184,6 +191,9 @@ def _find_or_download(name: str, data_dir, files) -> Path:
       return folder
   if is_cache:
     return download(name, root)
+  if root == BUNDLED_DIR / name:
+    raise DataError(f"{root}: the {name} files bundled with lab10 are missing or incomplete; reinstall lab10, "
+                    f"or pass --data_dir DIR (or set {DATA_DIR_ENV}) pointing at a folder with the raw files")
   if not root.is_dir():
     raise DataError(f"data directory {root} does not exist (from --data_dir or ${DATA_DIR_ENV})")
   prepared = _tfds_prepared(root)
@@ -222,7 +232,7 @@ def _check_online(url: str, timeout: float = ONLINE_TIMEOUT_S) -> None:
   except OSError as e:
     raise DataError(f"cannot reach {parts.hostname} to download the data ({e.__class__.__name__}); "
                     f"connect to the internet once, or pass --data_dir DIR (or set {DATA_DIR_ENV}) "
-                    "pointing at a folder with the raw files") from None
+                    f"pointing at a folder with the raw files; {OFFLINE_HINT}") from None
 
 
 def download(name: str, dest: str | os.PathLike, url_infos: dict | None = None) -> Path:
@@ -246,7 +256,7 @@ def download(name: str, dest: str | os.PathLike, url_infos: dict | None = None) 
   try:
     paths = manager.download({Path(urllib.parse.urlsplit(u).path).name: u for u in urls})
   except Exception as e:  # TFDS raises many types (network, checksum); say which file and why
-    raise DataError(f"downloading {name} into {dest} failed: {str(e).splitlines()[0]}") from None
+    raise DataError(f"downloading {name} into {dest} failed: {str(e).splitlines()[0]}; {OFFLINE_HINT}") from None
   for filename, path in paths.items():
     if filename.endswith(".tar.gz"):
       with tarfile.open(path) as tar:

@@ -1,8 +1,10 @@
 """The seed labs' published accuracies, and the table of ours beside them.
 
-Published numbers: ../shared/reference/papers.md §1 ("Deep Learning Zero To All", Lab 10), one unseeded
-run each. TF1: 15 epochs, batch 100; TF2: 1 epoch, batch 128; PyTorch: 15 epochs, batch 100 (its 10-1 and
-10-2 figures were computed on unscaled 0–255 test inputs, a bug in the original notebooks).
+Published numbers: Lab 10 of Sung Kim et al.'s "Deep Learning Zero To All", one unseeded run each, in its three
+versions: TF1 (``lab-10-*.py``) and TF2 (``tf2/tf2-10-*.py``) in https://github.com/hunkim/DeepLearningZeroToAll,
+PyTorch (``CNN/lab-10-*``) in https://github.com/deeplearningzerotoall/PyTorch. TF1: 15 epochs, batch 100; TF2:
+1 epoch, batch 128; PyTorch: 15 epochs, batch 100 (its 10-1 and 10-2 figures were computed on unscaled 0–255 test
+inputs, a bug in the original notebooks).
 """
 
 from __future__ import annotations
@@ -100,7 +102,8 @@ def report(result: dict) -> str:
       f"activation swap {result['swap_wall_time_s'] / 60:.1f} min\n",
       "## Presets (mean ± std over seeds)\n",
       markdown_table(result["presets"]),
-      "Published numbers: one unseeded run each (../shared/reference/papers.md §1). "
+      "Published numbers: one unseeded run each of \"Deep Learning Zero To All\" Lab 10 (TF1, TF2, PyTorch; "
+      "sources in lab10/labs.py). "
       "\"short of\" lists each published figure above our mean, and by how many points.\n",
   ]
   notes = [f"- `{k}`: {v}" for k, v in NOTES.items() if k in result["presets"]]

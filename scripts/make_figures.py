@@ -67,7 +67,7 @@ as JSON (`<name>.json`: the plotted data, the claims by identifier with what eac
 this file. Each entry below names the command and scale that produced it and the measured numbers backing its
 claim; tests/test_figures.py checks every claim at reduced scale.
 
-Full scale is each experiment's defaults (`python scripts/make_figures.py --data_dir ../shared/data/mnist`);
+Full scale is each experiment's defaults (`python scripts/make_figures.py`);
 `--quick` runs the same experiments smaller (`lab10.experiments.QUICK`). `--redraw` redraws PNG and PDF from the
 saved JSON without re-running anything. `lab_accuracies` needs figures/labs.json from scripts/reproduce_labs.py
 and is skipped without it. A NaN (null in the JSON) marks a run that diverged, or an event that never happened.

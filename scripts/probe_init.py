@@ -37,7 +37,9 @@ def main(argv=None) -> int:
   p.add_argument("--widths", type=_ints, default=[1000])
   p.add_argument("--seeds", type=int, default=4, help="parameter draws averaged (one vmap)")
   p.add_argument("--batch", type=int, default=300, help="fixed examples (Glorot & Bengio: 300)")
-  p.add_argument("--data_dir", default=None, help="MNIST IDX folder; without it, Gaussian N(0, 1) inputs")
+  p.add_argument("--mnist", action="store_true",
+                 help="a fixed batch of MNIST training images (the bundled copy) instead of Gaussian N(0, 1) inputs")
+  p.add_argument("--data_dir", default=None, help="another MNIST IDX folder (implies --mnist)")
   p.add_argument("--out", default="probe_init.csv", help="CSV path; the JSON goes beside it")
   args = p.parse_args(argv)
   print(runs.device_summary(), flush=True)
@@ -51,7 +53,7 @@ def main(argv=None) -> int:
     _check("widths", args.widths, "integers >= 1")
     _check("seeds", [args.seeds], "an integer >= 1")
     _check("batch", [args.batch], "an integer >= 1")
-    ds = data.load("mnist", args.data_dir) if args.data_dir else data.synthetic(sizes=(args.batch, 1))
+    ds = data.load("mnist", args.data_dir) if args.mnist or args.data_dir else data.synthetic(sizes=(args.batch, 1))
     if args.batch > len(ds.train_y):
       raise config.ConfigError(f"--batch {args.batch} is larger than the {len(ds.train_y)} training examples of "
                                f"{ds.name}; expected 1..{len(ds.train_y)}")

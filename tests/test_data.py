@@ -2,7 +2,12 @@ import functools
 import gzip
 import hashlib
 import http.server
+import json
+import os
 import shutil
+import subprocess
+import sys
+import textwrap
 import threading
 import time
 
@@ -10,6 +15,8 @@ import numpy as np
 import pytest
 
 from lab10 import data
+
+from conftest import ROOT
 
 MNIST_TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
 MNIST_TEST_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
@@ -34,6 +41,53 @@ def test_validation_split_is_the_first_examples_as_in_tf1(mnist_dir, mnist):
 def test_environment_variable_points_at_the_data(mnist_dir, monkeypatch):
   monkeypatch.setenv(data.DATA_DIR_ENV, str(mnist_dir))
   assert len(data.load("mnist").test_y) == 10000
+
+
+def test_mnist_loads_from_the_bundled_copy_offline_without_tfds(tmp_path):
+  # A fresh interpreter: in this one other tests may already have imported TFDS.
+  code = textwrap.dedent("""
+      import json, socket, sys
+
+      import numpy as np
+
+      def offline(*args, **kwargs):
+        raise OSError("the network is off in this test")
+
+      socket.create_connection = socket.socket.connect = offline
+      from lab10 import data
+
+      ds = data.load("mnist")
+      print(json.dumps({"dir": str(data.resolve_dir("mnist", None)[0]), "train": len(ds.train_y),
+                        "test": len(ds.test_y), "first_train": ds.train_y[:5].tolist(),
+                        "first_test": ds.test_y[:5].tolist(), "train_counts": np.bincount(ds.train_y).tolist(),
+                        "tfds": "tensorflow_datasets" in sys.modules}))
+  """)
+  env = {k: v for k, v in os.environ.items() if k != data.DATA_DIR_ENV}
+  env["HOME"] = str(tmp_path)  # no ~/.cache/lab10 to fall back on
+  result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+  assert result.returncode == 0, result.stderr
+  out = json.loads(result.stdout)
+  assert out["dir"] == str(ROOT / "lab10" / "datasets" / "mnist")
+  assert out["train"] == 60000 and out["test"] == 10000
+  assert out["first_train"] == [5, 0, 4, 1, 9] and out["first_test"] == [7, 2, 1, 0, 4]
+  assert out["train_counts"] == MNIST_TRAIN_COUNTS
+  assert not out["tfds"], "loading the bundled MNIST imported tensorflow_datasets"
+
+
+def test_data_dir_and_environment_override_the_bundled_copy(monkeypatch, tmp_path):
+  monkeypatch.setenv(data.DATA_DIR_ENV, str(tmp_path / "env"))
+  assert data.resolve_dir("mnist", tmp_path / "flag") == (tmp_path / "flag", False)
+  assert data.resolve_dir("mnist", None) == (tmp_path / "env", False)
+  (tmp_path / "env").mkdir()
+  with pytest.raises(data.DataError, match="env/train-images-idx3-ubyte.gz: file not found"):
+    data.load("mnist")
+
+
+def test_incomplete_bundled_copy_says_so(monkeypatch, tmp_path):
+  monkeypatch.delenv(data.DATA_DIR_ENV, raising=False)
+  monkeypatch.setattr(data, "BUNDLED_DIR", tmp_path)
+  with pytest.raises(data.DataError, match="the mnist files bundled with lab10 are missing or incomplete"):
+    data.load("mnist")
 
 
 def _copy_mnist(src, dst):
@@ -79,14 +133,30 @@ def test_offline_download_fails_fast_and_names_both_fixes(tmp_path):
   assert "connect to the internet once" in msg and "--data_dir" in msg and data.DATA_DIR_ENV in msg
 
 
+def test_offline_download_names_the_bundled_mnist_and_synthetic(monkeypatch, tmp_path):
+  monkeypatch.delenv(data.DATA_DIR_ENV, raising=False)
+  monkeypatch.setenv("HOME", str(tmp_path))
+  monkeypatch.setattr(data, "registered_url_infos", lambda name: {f"https://data.invalid/{name}/x.gz": None})
+
+  def offline(*args, **kwargs):
+    raise OSError("the network is off in this test")
+
+  monkeypatch.setattr(data.socket, "create_connection", offline)
+  with pytest.raises(data.DataError) as err:
+    data.load("fashion_mnist")
+  msg = str(err.value)
+  assert "cannot reach data.invalid" in msg and "\n" not in msg
+  assert "--dataset mnist (bundled with lab10)" in msg and "--dataset synthetic" in msg
+
+
 def test_default_cache_downloads_when_empty(monkeypatch, tmp_path):
   monkeypatch.delenv(data.DATA_DIR_ENV, raising=False)
   monkeypatch.setenv("HOME", str(tmp_path))
   calls = []
   monkeypatch.setattr(data, "download", lambda name, dest: calls.append((name, dest)) or dest)
   with pytest.raises(data.DataError):  # the fake download fetched nothing
-    data.load("mnist")
-  assert calls == [("mnist", tmp_path / ".cache" / "lab10" / "mnist")]
+    data.load("fashion_mnist")
+  assert calls == [("fashion_mnist", tmp_path / ".cache" / "lab10" / "fashion_mnist")]
 
 
 def test_download_through_tfds_download_manager_from_a_local_server(mnist_dir, tmp_path):

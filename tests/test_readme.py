@@ -22,3 +22,13 @@ def test_readme_flags_exist():
   # scripts/sweep.py adds the swept values and --distributed (scripts/train.py has --distributed too).
   known |= {a.dest for a in sweep.parser("")._actions}
   assert flags <= known, f"README names flags that do not exist: {flags - known}"
+
+
+def test_nothing_refers_to_the_folder_beside_the_repository():
+  # lab10 stands alone: MNIST is bundled and the papers are cited in full, not pointed at beside it.
+  outside = "../" + "shared"
+  files = [ROOT / "README.md", ROOT / "pyproject.toml", ROOT / ".ci" / "run"]
+  for folder in ("lab10", "scripts", "tests", "figures"):
+    files += [p for p in (ROOT / folder).rglob("*") if p.suffix in (".py", ".md", ".json", ".ipynb", ".toml")]
+  hits = [str(p.relative_to(ROOT)) for p in files if outside in p.read_text()]
+  assert not hits, f"{outside} is named in {hits}"
