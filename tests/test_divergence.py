@@ -39,10 +39,10 @@ def test_check_raises_with_the_global_step_and_what_went_first():
   assert str(err.value) == ("training diverged in epoch 3 at step 39: dense_0 went non-finite first (activations "
                             "in the forward pass); metrics.jsonl keeps epochs 1-3, the newest checkpoint is epoch 2")
   steps = _steps()
-  steps["params_finite"] = np.bool_(False)  # the overall flag, without a per-layer one
-  with pytest.raises(divergence.Diverged, match="^training diverged in epoch 1 in the parameters: ") as err:
+  steps["final_params_finite"][2] = False  # the first epoch's last update broke the head
+  with pytest.raises(divergence.Diverged, match="^training diverged in epoch 1 at step 3: head went non-finite") as err:
     divergence.check(1, 3, steps, NAMES)
-  assert err.value.step is None and str(err.value).endswith("metrics.jsonl keeps epoch 1, no checkpoint was saved")
+  assert str(err.value).endswith("metrics.jsonl keeps epoch 1, no checkpoint was saved")
 
 
 def test_forward_finiteness_flags_each_layers_z_then_the_logits_in_order():
