@@ -139,8 +139,9 @@ def truncate_logs(workdir: Path, epoch: int) -> None:
         break
       kept.append(line)
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(b"".join(kept))
-    os.replace(tmp, path)
+    with runs.writing(path, tmp):
+      tmp.write_bytes(b"".join(kept))
+      os.replace(tmp, path)
 
 
 def read_records(workdir: Path) -> list[dict]:
