@@ -68,10 +68,13 @@ def plan(config: config_lib.Config, workdir: Path) -> str:
   * --resume: continue from the newest checkpoint; the config must be the run's, but --epochs may grow;
   * neither: refused, whether the config differs or is the same (finished or not).
   """
-  if workdir.exists() and not workdir.is_dir():
-    raise config_lib.ConfigError(f"--workdir {workdir} exists and is not a folder")
-  if not _writable(workdir):
-    raise config_lib.ConfigError(f"--workdir {workdir} cannot be created or written")
+  try:
+    if workdir.exists() and not workdir.is_dir():
+      raise config_lib.ConfigError(f"--workdir {workdir} exists and is not a folder")
+    if not _writable(workdir):
+      raise config_lib.ConfigError(f"--workdir {workdir} cannot be created or written")
+  except OSError as e:  # a name too long for the file system, a loop of links
+    raise config_lib.ConfigError(f"--workdir {workdir} is not a usable path ({e.strerror})") from None
   if not (workdir / CONFIG).exists() or config.overwrite:
     return "new"
   run = config_lib.load_json(workdir / CONFIG)
