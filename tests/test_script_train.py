@@ -87,6 +87,11 @@ BAD_INPUTS = [
     (["--data_dir", "/nonexistent/lab10"], "--data_dir /nonexistent/lab10 does not exist or is not a folder"),
     (["--workdir", "{tmp}/file"], "error: --workdir {tmp}/file exists and is not a folder"),
     (["--workdir", "{tmp}/file/run"], "error: --workdir {tmp}/file/run cannot be created or written"),
+    (["--workdir", ""], "error: --workdir '' is empty; give a folder or leave the flag out"),
+    (["--workdir", "{tmp}/" + "a" * 300 + "/run"], "is not a usable path (File name too long)"),
+    # counted from shapes before anything is allocated
+    (["--dataset", "synthetic", "--width", "100000000"],
+     "--width 100000000 --depth 2 gives a model of 10,000,079,600,000,010 parameters"),
 ]
 
 
