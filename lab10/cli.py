@@ -69,6 +69,15 @@ def _stop() -> None:
   os._exit(SIGNAL_STATUS[signum])  # no interpreter teardown: XLA and orbax threads may still run
 
 
+def leave(status: int) -> None:
+  """End the script with ``status`` once its output is flushed, skipping interpreter teardown: orbax's and
+  XLA's threads (a failed save's event loop among them) must not print or crash after the one-line error."""
+  for stream in (sys.stdout, sys.stderr):
+    with contextlib.suppress(Exception):
+      stream.flush()
+  os._exit(status)
+
+
 @contextlib.contextmanager
 def deferred() -> Iterator[None]:
   """Run the block whole: a signal inside it takes effect when it ends (at once without handlers)."""
