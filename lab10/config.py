@@ -10,6 +10,7 @@ import argparse
 import dataclasses
 import json
 import math
+import os
 import re
 import typing
 from collections.abc import Sequence
@@ -160,7 +161,27 @@ def validate(c: Config) -> Config:
     raise ConfigError("--resume and --overwrite exclude each other; choose one")
   if c.resume and not c.workdir:
     raise ConfigError("--resume needs --workdir, the run directory to continue")
+  if c.workdir is not None and not c.workdir.strip():
+    raise ConfigError(f"--workdir {c.workdir!r} is empty; give a folder or leave the flag out")
   return c
+
+
+MEMORY_SHARE = 0.5  # of a device's memory that parameters, gradients and Adam's two moments may take
+
+
+def check_model_size(c: Config, input_shape: Sequence[int], num_classes: int) -> None:
+  """ConfigError if the model's parameters (counted from shapes alone, nothing allocated), with gradients and
+  optimizer state (×4), would take more than half the memory of the first device."""
+  model = nnx.eval_shape(lambda: make_model(c, input_shape, num_classes, nnx.Rngs(params=0)))
+  n = sum(math.prod(v.shape) for v in jax.tree.leaves(nnx.state(model, nnx.Param)))
+  need = 4 * n * 4  # float32: parameters, gradients, two Adam moments
+  device = jax.devices()[0]
+  stats = device.memory_stats() or {}
+  memory = stats.get("bytes_limit") or os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+  if need > MEMORY_SHARE * memory:
+    raise ConfigError(f"--width {_shown(c.width)} --depth {c.depth} gives a model of {n:,} parameters "
+                      f"({need / 2**30:.1f} GiB with gradients and optimizer state), more than half the "
+                      f"{memory / 2**30:.1f} GiB of {device}; choose a smaller --width or --depth")
 
 
 def check_data_dir(c: Config) -> None:

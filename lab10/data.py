@@ -116,8 +116,22 @@ def _load_idx(name: str, folder: Path) -> Dataset:
     n_img, n_lab = len(arrays[f"{split}_images"]), len(arrays[f"{split}_labels"])
     if n_img != n_lab:
       raise DataError(f"{folder}: {n_img} {split} images but {n_lab} {split} labels")
+  train_shape, test_shape = arrays["train_images"].shape[1:], arrays["test_images"].shape[1:]
+  if train_shape != test_shape:
+    raise DataError(f"{folder}: test images are {'×'.join(map(str, test_shape))} but training images are "
+                    f"{'×'.join(map(str, train_shape))}; expected one image size")
+  for split in ("train", "test"):
+    _check_labels(folder / IDX_FILES[f"{split}_labels"], arrays[f"{split}_labels"], 10)
   return Dataset(name, _images(arrays["train_images"][..., None]), arrays["train_labels"].astype(np.int32),
                  _images(arrays["test_images"][..., None]), arrays["test_labels"].astype(np.int32), 10)
+
+
+def _check_labels(path: Path, labels: np.ndarray, num_classes: int) -> None:
+  """DataError unless every label is a class index 0 … num_classes − 1 (else the loss reads past the logits)."""
+  bad = labels >= num_classes
+  if bad.any():
+    i = int(np.argmax(bad))
+    raise DataError(f"{path}: label {int(labels[i])} at index {i} is out of range; expected 0..{num_classes - 1}")
 
 
 def _images(pixels: np.ndarray) -> np.ndarray:
@@ -144,6 +158,8 @@ def _read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
 def _load_cifar10(folder: Path) -> Dataset:
   train = [_read_cifar_batch(folder / CIFAR_DIR / f) for f in CIFAR_FILES[:-1]]
   test_x, test_y = _read_cifar_batch(folder / CIFAR_DIR / CIFAR_FILES[-1])
+  for f, (_, y) in zip(CIFAR_FILES, [*train, (test_x, test_y)]):
+    _check_labels(folder / CIFAR_DIR / f, y, 10)
   return Dataset("cifar10", _images(np.concatenate([x for x, _ in train])),
                  np.concatenate([y for _, y in train]), _images(test_x), test_y, 10)
 

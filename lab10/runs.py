@@ -7,11 +7,15 @@ it, are ``lab10.workdir``'s.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import hashlib
 import json
 import math
 import os
 import platform
+import re
+import shutil
 import sys
 from importlib import metadata
 from pathlib import Path
@@ -19,11 +23,37 @@ from pathlib import Path
 import jax
 import numpy as np
 
+from lab10 import cli
+
 PACKAGES = ("jax", "jaxlib", "flax", "optax", "orbax-checkpoint", "numpy", "tensorflow-datasets", "lab10")
 
 
 class RunError(Exception):
   """A run directory's files cannot be resumed from; the message is one line for the user."""
+
+
+class WriteError(Exception):
+  """A file could not be written (full disk, I/O error, permission); the message is one line naming it."""
+
+  def __init__(self, path, error: OSError):
+    code = errno.errorcode.get(error.errno, str(error.errno)) if error.errno else type(error).__name__
+    super().__init__(f"cannot write {path}: {error.strerror or error} ({code})")
+
+
+@contextlib.contextmanager
+def writing(path: Path, tmp: Path | None = None):
+  """Turn an OSError of the block into WriteError naming ``path``; remove ``tmp`` (if any) on any failure.
+  The block is ``cli.deferred``: a signal never leaves it half done."""
+  with cli.deferred():
+    try:
+      yield
+    except BaseException as e:
+      if tmp is not None:
+        with contextlib.suppress(OSError):
+          tmp.unlink()
+      if isinstance(e, OSError):
+        raise WriteError(path, e) from None
+      raise
 
 
 def environment() -> dict:
@@ -62,8 +92,9 @@ def _clean(value):
 def write_json(path: Path, obj: dict) -> None:
   """Write atomically: a temporary file renamed over the target."""
   tmp = path.with_name(path.name + ".tmp")
-  tmp.write_text(json.dumps(_clean(obj), indent=2, sort_keys=True) + "\n")
-  os.replace(tmp, path)
+  with writing(path, tmp):
+    tmp.write_text(json.dumps(_clean(obj), indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, path)
 
 
 def append_jsonl(path: Path, record: dict) -> None:
@@ -71,24 +102,32 @@ def append_jsonl(path: Path, record: dict) -> None:
 
 
 def extend_jsonl(path: Path, records: list[dict]) -> None:
-  """Append lines with one ``write`` call (a kill lands before or after it) and fsync them."""
+  """Append lines with one ``write`` call (a kill lands before or after it) and fsync them; a failed write is
+  cut off again, so the file never ends in part of a line."""
   data = "".join(json.dumps(_clean(r), sort_keys=True) + "\n" for r in records).encode()
-  fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-  try:
-    written = os.write(fd, data)
-    while written < len(data):  # only on a full disk or a signal; finish the lines
-      written += os.write(fd, data[written:])
-    os.fsync(fd)
-  finally:
-    os.close(fd)
+  with writing(path):
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    size = os.fstat(fd).st_size
+    try:
+      written = os.write(fd, data)
+      while written < len(data):  # only on a full disk or a signal; finish the lines
+        written += os.write(fd, data[written:])
+      os.fsync(fd)
+    except OSError:
+      with contextlib.suppress(OSError):
+        os.ftruncate(fd, size)
+      raise
+    finally:
+      os.close(fd)
 
 
 def write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
   """Write arrays atomically (a temporary file renamed over the target)."""
   tmp = path.with_name(path.name + ".tmp")
-  with open(tmp, "wb") as f:
-    np.savez(f, **arrays)
-  os.replace(tmp, path)
+  with writing(path, tmp):
+    with open(tmp, "wb") as f:
+      np.savez(f, **arrays)
+    os.replace(tmp, path)
 
 
 def read_jsonl(path: Path) -> list[dict]:
@@ -170,23 +209,33 @@ class Checkpoints:
 
   orbax writes each checkpoint into a temporary folder and renames it when complete, so a kill
   at any moment leaves only complete checkpoints (temporaries are removed on the next open).
-  Saving is asynchronous: it overlaps the next epoch; ``wait`` blocks until it is on disk.
+  Saving is asynchronous: it overlaps the next epoch; ``wait`` blocks until it is on disk. A save that
+  failed raises WriteError at the next ``save`` or ``wait``, its temporary folder removed. Inside ``with``,
+  a signal (``lab10.cli``) lets the checkpoint being written finish before the process leaves.
   """
 
   def __init__(self, folder: Path, keep: int):
     import orbax.checkpoint as ocp  # lazy: importing orbax costs half a second
 
-    self._ocp = ocp
-    self._manager = ocp.CheckpointManager(
-        Path(folder).absolute(),
-        options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True, cleanup_tmp_directories=True))
+    cli.quiet_logs()  # orbax logs a failed save's tracebacks; WriteError says it in one line
+    self._ocp, self._folder, self._saving = ocp, Path(folder).absolute(), None
+    with writing(self._folder):
+      self._manager = ocp.CheckpointManager(
+          self._folder, options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True,
+                                                             cleanup_tmp_directories=True))
 
   def latest(self) -> int | None:
     """The newest complete checkpoint's epoch, or None."""
     return self._manager.latest_step()
 
   def save(self, epoch: int, pytree) -> None:
-    self._manager.save(epoch, args=self._ocp.args.StandardSave(to_tree(pytree)))
+    self.wait()  # the previous save had an epoch to finish; raise its failure before starting another
+    self._saving = epoch
+    with cli.deferred():
+      try:
+        self._manager.save(epoch, args=self._ocp.args.StandardSave(to_tree(pytree)))
+      except Exception as e:
+        raise self._failed(e) from None
 
   def restore(self, epoch: int, like=None):
     """The checkpoint of ``epoch`` in the structure of ``like`` (e.g. a freshly initialised state),
@@ -201,16 +250,39 @@ class Checkpoints:
     return tree if like is None else from_tree(tree, like)
 
   def wait(self) -> None:
-    self._manager.wait_until_finished()
+    """Block until the checkpoint being written is on disk; WriteError if writing it failed."""
+    try:
+      self._manager.wait_until_finished()
+    except Exception as e:
+      raise self._failed(e) from None
+    self._saving = None
+
+  def _failed(self, e: Exception) -> WriteError:
+    """WriteError naming the checkpoint and the OS error (tensorstore reports it as text); no temporaries left."""
+    epoch, self._saving = self._saving, None
+    for tmp in self._folder.glob("*.orbax-checkpoint-tmp*"):
+      shutil.rmtree(tmp, ignore_errors=True)
+    if not isinstance(e, OSError):
+      code = re.search(r"os_error_code='?(\d+)", str(e))
+      e = (OSError(int(code[1]), os.strerror(int(code[1]))) if code
+           else OSError(None, f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"))
+    return WriteError(self._folder / str(epoch) if epoch is not None else self._folder, e)
 
   def close(self) -> None:
     self._manager.close()
 
   def __enter__(self):
+    self._finishing = cli.at_exit(self._manager.wait_until_finished)
+    self._finishing.__enter__()
     return self
 
   def __exit__(self, *exc):
-    self.close()
+    self._finishing.__exit__(*exc)
+    if exc[0] is None:
+      self.close()
+    else:  # already failing: a failed save's error is not the one to report
+      with contextlib.suppress(Exception):
+        self.close()
 
 
 def progress(epoch: int, epochs: int, text: str, width: int = 20) -> None:

@@ -189,6 +189,7 @@ def fit(config: config_lib.Config, dataset: data.Dataset | None = None, *, verbo
   config_lib.check_data_dir(config)
   ds = dataset or data.load(config.dataset, config.data_dir, val_size=config.val_size)
   config_lib.check_batch_size(config, len(ds.train_y), ds.name)
+  config_lib.check_model_size(config, ds.input_shape, ds.num_classes)
   workdir.prepare(path, plan)  # every input is checked: from here on, work and writes
   if verbose:
     print(runs.device_summary(), flush=True)

@@ -68,10 +68,13 @@ def plan(config: config_lib.Config, workdir: Path) -> str:
   * --resume: continue from the newest checkpoint; the config must be the run's, but --epochs may grow;
   * neither: refused, whether the config differs or is the same (finished or not).
   """
-  if workdir.exists() and not workdir.is_dir():
-    raise config_lib.ConfigError(f"--workdir {workdir} exists and is not a folder")
-  if not _writable(workdir):
-    raise config_lib.ConfigError(f"--workdir {workdir} cannot be created or written")
+  try:
+    if workdir.exists() and not workdir.is_dir():
+      raise config_lib.ConfigError(f"--workdir {workdir} exists and is not a folder")
+    if not _writable(workdir):
+      raise config_lib.ConfigError(f"--workdir {workdir} cannot be created or written")
+  except OSError as e:  # a name too long for the file system, a loop of links
+    raise config_lib.ConfigError(f"--workdir {workdir} is not a usable path ({e.strerror})") from None
   if not (workdir / CONFIG).exists() or config.overwrite:
     return "new"
   run = config_lib.load_json(workdir / CONFIG)
@@ -139,8 +142,9 @@ def truncate_logs(workdir: Path, epoch: int) -> None:
         break
       kept.append(line)
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(b"".join(kept))
-    os.replace(tmp, path)
+    with runs.writing(path, tmp):
+      tmp.write_bytes(b"".join(kept))
+      os.replace(tmp, path)
 
 
 def read_records(workdir: Path) -> list[dict]:

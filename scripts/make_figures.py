@@ -5,6 +5,11 @@ Each figure's experiment lives in lab10/experiments/, its drawing in lab10/plott
 smaller scale of experiments.QUICK. The README entry of each figure is generated from its measured data.
 """
 
+from lab10 import cli
+
+if __name__ == "__main__":  # before the heavy imports: a signal while JAX loads is one line too
+  cli.exit_on_signals()
+
 import argparse
 import inspect
 import json
@@ -17,7 +22,7 @@ import matplotlib
 
 matplotlib.use("Agg")  # figures are files here: no window, whatever the machine offers
 
-from lab10 import experiments, plotting, runs  # noqa: E402
+from lab10 import experiments, plotting, runs  # noqa: E402  # noqa: E402
 
 # name → (experiment, drawing, the paper figure or claim it mirrors)
 FIGURES = {
@@ -179,4 +184,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-  sys.exit(main())
+  cli.leave(main())

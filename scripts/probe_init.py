@@ -2,6 +2,11 @@
 """Per-layer forward and backward statistics at initialization, over activations x initializers x depths x
 widths (MLPs), averaged over seeds; one CSV row per network and layer (and the same rows as JSON)."""
 
+from lab10 import cli
+
+if __name__ == "__main__":  # before the heavy imports: a signal while JAX loads is one line too
+  cli.exit_on_signals()
+
 import argparse
 import csv
 import sys
@@ -9,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lab10 import config, data, experiments, runs
+from lab10 import config, data, experiments, runs  # noqa: E402
 
 
 def _names(text: str) -> list[str]:
@@ -80,4 +85,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-  sys.exit(main())
+  cli.leave(main())

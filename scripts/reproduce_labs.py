@@ -6,6 +6,11 @@ Also the lab's "swap the activation" table: tanh, elu, selu, leaky_relu, gelu ×
 Finished runs of the same config under --workroot are reused, so an interrupted table resumes.
 """
 
+from lab10 import cli
+
+if __name__ == "__main__":  # before the heavy imports: a signal while JAX loads is one line too
+  cli.exit_on_signals('; finished runs are reused when it runs again')
+
 import argparse
 import dataclasses
 import json
@@ -16,7 +21,7 @@ from pathlib import Path
 
 import jax
 
-from lab10 import config, data, labs, runs, train
+from lab10 import config, data, labs, runs, train  # noqa: E402
 
 SWAP_ACTIVATIONS = ("tanh", "elu", "selu", "leaky_relu", "gelu")
 SWAP_INITS = {"xavier": "glorot_uniform", "he": "he_normal"}
@@ -112,4 +117,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-  sys.exit(main())
+  cli.leave(main())

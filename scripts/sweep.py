@@ -5,9 +5,14 @@ Example: python scripts/sweep.py --preset lab10-4-deep --seeds 0:8 --init_gains 
 Exit status 2 on bad input.
 """
 
+from lab10 import cli
+
+if __name__ == "__main__":  # before the heavy imports: a signal while JAX loads is one line too
+  cli.exit_on_signals()
+
 import sys
 
-from lab10 import config, data, devices, sweep, workdir
+from lab10 import config, data, devices, sweep, workdir  # noqa: E402
 
 
 def main(argv=None) -> int:
@@ -23,4 +28,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-  sys.exit(main())
+  cli.leave(main())

@@ -1,12 +1,18 @@
 #!/usr/bin/env python
 """Train one model: flags → Config → lab10.train.fit.
 
-Exit status 0 done, 2 bad input (flags, data files, run directory), 3 divergence, 130 interrupted.
+Exit status 0 done, 2 bad input (flags, data files, run directory), 3 divergence, 4 a file could not be written,
+130 / 143 interrupted by SIGINT / SIGTERM (lab10.cli). After 4, 130 and 143 the run continues with --resume.
 """
 
 import sys
 
-from lab10 import config, data, devices, divergence, runs, train
+from lab10 import cli
+
+if __name__ == "__main__":  # before the heavy imports: Ctrl-C while JAX loads is one line too
+  cli.exit_on_signals("; continue with the same --workdir and --resume")
+
+from lab10 import config, data, devices, divergence, runs, train  # noqa: E402
 
 
 def main(argv=None) -> int:
@@ -16,15 +22,18 @@ def main(argv=None) -> int:
     train.fit(config.from_args(args))
   except (config.ConfigError, data.DataError, runs.RunError) as e:
     print(f"error: {e}", file=sys.stderr)
-    return 2
+    return cli.BAD_INPUT
   except divergence.Diverged as e:
     print(f"error: {e}", file=sys.stderr)
-    return 3
-  except KeyboardInterrupt:
+    return cli.DIVERGED
+  except runs.WriteError as e:
+    print(f"error: {e}; the run stopped; once fixed, continue with the same --workdir and --resume", file=sys.stderr)
+    return cli.WRITE_FAILED
+  except KeyboardInterrupt:  # main() called from Python, without exit_on_signals
     print("interrupted; continue with the same --workdir and --resume", file=sys.stderr)
     return 130
-  return 0
+  return cli.DONE
 
 
 if __name__ == "__main__":
-  sys.exit(main())
+  cli.leave(main())

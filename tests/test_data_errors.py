@@ -39,6 +39,10 @@ BAD_FILES = [
     ("t10k-labels-idx1-ubyte.gz", b"\x00" * 30, "t10k-labels-idx1-ubyte.gz: cannot be read as gzip"),
     ("t10k-labels-idx1-ubyte.gz", gzip.compress(b"\x00\x00"), "2 bytes, shorter than the 8-byte IDX header"),
     ("train-labels-idx1-ubyte.gz", _labels(199), "200 train images but 199 train labels"),
+    ("t10k-images-idx3-ubyte.gz", gzip.compress(_idx(np.zeros((50, 32, 32)), 2051)),
+     "test images are 32×32 but training images are 28×28; expected one image size"),
+    ("train-labels-idx1-ubyte.gz", gzip.compress(_idx(np.full(200, 200), 2049)),
+     "train-labels-idx1-ubyte.gz: label 200 at index 0 is out of range; expected 0..9"),
 ]
 
 

@@ -2,10 +2,14 @@
 any moment and resumed equals the uninterrupted run. (Bad data files: tests/test_data_errors.py.)"""
 
 import contextlib
+import errno
 import io
 import json
+import os
 import random
+import shutil
 import signal
+import subprocess
 import time
 
 import jax
@@ -87,6 +91,11 @@ BAD_INPUTS = [
     (["--data_dir", "/nonexistent/lab10"], "--data_dir /nonexistent/lab10 does not exist or is not a folder"),
     (["--workdir", "{tmp}/file"], "error: --workdir {tmp}/file exists and is not a folder"),
     (["--workdir", "{tmp}/file/run"], "error: --workdir {tmp}/file/run cannot be created or written"),
+    (["--workdir", ""], "error: --workdir '' is empty; give a folder or leave the flag out"),
+    (["--workdir", "{tmp}/" + "a" * 300 + "/run"], "is not a usable path (File name too long)"),
+    # counted from shapes before anything is allocated
+    (["--dataset", "synthetic", "--width", "100000000"],
+     "--width 100000000 --depth 2 gives a model of 10,000,079,600,000,010 parameters"),
 ]
 
 
@@ -195,3 +204,98 @@ def test_killed_at_random_moments_and_resumed_equals_uninterrupted(uninterrupted
   status, _, err = cli.run("train", *KILL_RUN, "--workdir", str(tmp_path), "--resume")
   assert status == 0, f"seed {seed}: {err}"
   _assert_identical(tmp_path, uninterrupted)
+
+
+# --- signals and write failures -----------------------------------------------------------------
+
+
+def _signal_in_first_epoch(process, sig, delay):
+  """Send ``sig`` ``delay`` seconds after the process says it starts training (its first epoch is compiling
+  or running then), or at once if it ended; return (status, stderr)."""
+  for line in process.stdout:
+    if line.startswith("run directory"):
+      break
+  time.sleep(delay)
+  process.send_signal(sig)
+  _, err = process.communicate(timeout=120)
+  return process.returncode, err
+
+
+def test_sigint_and_sigterm_stop_in_one_line_and_resume_identically(uninterrupted, tmp_path):
+  seed = random.randrange(2**32)
+  rng = random.Random(seed)
+  # Five Ctrl-Cs at random moments of a first epoch (compile, training, the epoch's writes and checkpoint),
+  # then a SIGTERM: each process stops at once, in one line, and the run goes on from where it was.
+  for attempt, sig in enumerate([signal.SIGINT] * 5 + [signal.SIGTERM]):
+    process = cli.popen("train", *KILL_RUN, "--workdir", str(tmp_path), *(["--resume"] if attempt else []))
+    status, err = _signal_in_first_epoch(process, sig, rng.uniform(0, 1.5))
+    what = "interrupted (SIGINT)" if sig == signal.SIGINT else "terminated (SIGTERM)"
+    assert status == (130 if sig == signal.SIGINT else 143), f"seed {seed}: {status} {err}"
+    assert err == f"{what}; continue with the same --workdir and --resume\n", f"seed {seed}: {err}"
+    assert not list(tmp_path.rglob("*.tmp")), f"seed {seed}: temporary files left"
+  status, _, err = cli.run("train", *KILL_RUN, "--workdir", str(tmp_path), "--resume")
+  assert status == 0, f"seed {seed}: {err}"
+  _assert_identical(tmp_path, uninterrupted)
+
+
+def test_sigint_while_jax_loads_is_one_line(tmp_path):
+  process = cli.popen("train", "--workdir", str(tmp_path / "run"))
+  time.sleep(0.2)  # importing JAX takes seconds
+  process.send_signal(signal.SIGINT)
+  _, err = process.communicate(timeout=60)
+  assert process.returncode == 130 and err == "interrupted (SIGINT); continue with the same --workdir and --resume\n"
+
+
+def test_failed_log_write_stops_at_that_epoch_exit_4_and_resumes_identically(uninterrupted, tmp_path, monkeypatch):
+  write, calls = os.write, []
+
+  def full_disk(fd, data):  # the disk fills up as epoch 3's metrics line is appended
+    if os.readlink(f"/proc/self/fd/{fd}").endswith("metrics.jsonl"):
+      calls.append(fd)
+      if len(calls) == 3:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    return write(fd, data)
+
+  monkeypatch.setattr(os, "write", full_disk)
+  status, lines = cli.main("train", *KILL_RUN, "--workdir", str(tmp_path))
+  monkeypatch.undo()
+  assert status == 4 and len(lines) == 1, lines
+  assert lines[0] == (f"error: cannot write {tmp_path / 'metrics.jsonl'}: No space left on device (ENOSPC); the run "
+                      "stopped; once fixed, continue with the same --workdir and --resume")
+  assert [r["epoch"] for r in runs.read_jsonl(tmp_path / "metrics.jsonl")] == [1, 2]
+  assert not list(tmp_path.rglob("*.tmp")) and not list(tmp_path.rglob("*orbax-checkpoint-tmp*"))
+  status, _, err = cli.run("train", "--workdir", str(tmp_path), "--resume")
+  assert status == 0, err
+  _assert_identical(tmp_path, uninterrupted)
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+  """A 2.5 MB tmpfs (room for config.json and one checkpoint of KILL_RUN's model); skipped where mounting is
+  not permitted."""
+  mount = tmp_path / "disk"
+  mount.mkdir()
+  if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2500k", "tmpfs", str(mount)], capture_output=True).returncode:
+    pytest.skip("cannot mount a tmpfs here")
+  yield mount
+  subprocess.run(["umount", str(mount)], check=True)
+
+
+def test_full_disk_stops_the_run_exit_4_without_temporaries_and_it_resumes(uninterrupted, small_disk, tmp_path):
+  status, _, err = cli.run("train", *KILL_RUN, "--workdir", str(small_disk / "run"))
+  assert status == 4 and err.count("\n") == 1, err
+  assert f"error: cannot write {small_disk / 'run' / 'checkpoints'}/" in err and "No space left on device (ENOSPC)" in err
+  assert not list(small_disk.rglob("*.tmp")) and not list(small_disk.rglob("*orbax-checkpoint-tmp*"))
+  shutil.copytree(small_disk / "run", tmp_path / "run")  # moved to a disk with room, it continues
+  status, _, err = cli.run("train", "--workdir", str(tmp_path / "run"), "--resume")
+  assert status == 0, err
+  _assert_identical(tmp_path / "run", uninterrupted)
+
+
+def test_full_disk_at_start_is_one_line_and_leaves_no_temporary(small_disk):
+  with contextlib.suppress(OSError), open(small_disk / "filler", "wb") as f:
+    f.write(b"\0" * 2500 * 1024)  # fills the disk
+  status, _, err = cli.run("train", *TINY, "--workdir", str(small_disk / "run"))
+  assert status == 4 and err.count("\n") == 1, err
+  assert f"error: cannot write {small_disk / 'run' / 'config.json'}: No space left on device (ENOSPC)" in err
+  assert not list(small_disk.rglob("*.tmp"))
