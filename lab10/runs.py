@@ -12,7 +12,6 @@ import json
 import math
 import os
 import platform
-import sys
 from importlib import metadata
 from pathlib import Path
 
@@ -212,9 +211,3 @@ class Checkpoints:
   def __exit__(self, *exc):
     self.close()
 
-
-def progress(epoch: int, epochs: int, text: str, width: int = 20) -> None:
-  """One progress-bar line per epoch: ``epoch  3/15 [####------] text``."""
-  done = round(width * epoch / epochs)
-  print(f"epoch {epoch:>{len(str(epochs))}}/{epochs} [{'#' * done}{'-' * (width - done)}] {text}",
-        file=sys.stdout, flush=True)
