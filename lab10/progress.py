@@ -21,6 +21,12 @@ def bar(total: int, desc: str, unit: str, *, initial: int = 0, verbose: bool = T
               disable=None if verbose else True, dynamic_ncols=True)
 
 
+def iterate(items, desc: str, unit: str, *, verbose: bool = True):
+  """``items`` with a transient tqdm bar (count, elapsed, time left), drawn only when stderr is a terminal."""
+  return tqdm(items, desc=desc, unit=unit, leave=False, file=sys.stderr, disable=None if verbose else True,
+              dynamic_ncols=True)
+
+
 class Lines:
   """One stdout line per finished unit: ``epoch 3/15 | <text> | 2.1s, elapsed 0:06, left 0:25``.
 

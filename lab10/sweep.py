@@ -199,8 +199,8 @@ def parser(description: str) -> argparse.ArgumentParser:
   """Every Config flag (the shared settings), the swept values, and --distributed."""
   p = config_lib.parser(description)
   p.add_argument("--seeds", type=_ints, default=None, metavar="A:B|A,B,..", help="seeds to sweep (default: --seed)")
-  p.add_argument("--init_gains", type=_floats, default=None, metavar="G,..", help="init gains sigma_w to sweep")
-  p.add_argument("--lrs", type=_floats, default=None, metavar="LR,..", help="learning rates to sweep")
+  p.add_argument("--init_gains", type=_floats, default=None, metavar="G,..", help="init gains sigma_w to sweep (default: --init_gain)")
+  p.add_argument("--lrs", type=_floats, default=None, metavar="LR,..", help="learning rates to sweep (default: --lr)")
   return devices.add_flags(p)
 
 
