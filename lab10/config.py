@@ -68,7 +68,8 @@ class Config:
   epochs: int = _field(15, "passes over the training set")
   seed: int = _field(0, "the one seed: init, data order and dropout keys derive from it")
   # bookkeeping
-  log_stats_every: int = _field(0, "append per-layer statistics of steps 0, N, 2N, ... of every epoch to stats.jsonl (0: off)")
+  log_stats_every: int = _field(0, "append per-layer statistics of steps 0, N, 2N, ... of every epoch to stats.jsonl "
+                                "(0: off); each record's step is global, counted from the start of the run")
   log_histograms: bool = _field(False, "with --log_stats_every, also activation histograms to stats_histograms.npz")
   workdir: str | None = _field(None, "run directory; default runs/<preset or model>-<timestamp>")
   preset: str | None = _field(None, "a seed lab's settings; explicit flags override them")
@@ -286,9 +287,11 @@ def _parse_bool(text: str) -> bool:
 
 
 def parser(description: str) -> argparse.ArgumentParser:
-  """Flags for every Config field; unset flags stay None so presets can fill them."""
+  """Flags for every Config field; unset flags stay None so presets can fill them, and each help text ends
+  with the Config default."""
   p = OneLineParser(description=description)
-  p.add_argument("--preset", default=None, help=f"one of {', '.join(PRESETS)}; explicit flags override it")
+  p.add_argument("--preset", default=None,
+                 help=f"one of {', '.join(PRESETS)}; explicit flags override it (default: none)")
   # (--preset is added first so that its list of names heads the help.)
   parse = {str: str, str | None: str, int: int, float: float, bool: _parse_bool, tuple[int, ...]: _parse_widths}
   hints = typing.get_type_hints(Config)

@@ -16,7 +16,6 @@ import os
 import platform
 import re
 import shutil
-import sys
 from importlib import metadata
 from pathlib import Path
 
@@ -284,9 +283,3 @@ class Checkpoints:
       with contextlib.suppress(Exception):
         self.close()
 
-
-def progress(epoch: int, epochs: int, text: str, width: int = 20) -> None:
-  """One progress-bar line per epoch: ``epoch  3/15 [####------] text``."""
-  done = round(width * epoch / epochs)
-  print(f"epoch {epoch:>{len(str(epochs))}}/{epochs} [{'#' * done}{'-' * (width - done)}] {text}",
-        file=sys.stdout, flush=True)

@@ -27,7 +27,7 @@ import optax
 from jax.sharding import PartitionSpec as P
 
 from lab10 import config as config_lib
-from lab10 import data, devices, runs, train
+from lab10 import data, devices, progress, runs, train
 from lab10 import step as step_lib
 from lab10 import workdir as workdir_lib
 
@@ -133,7 +133,9 @@ def run(configs: Sequence[config_lib.Config], dataset: data.Dataset | None = Non
 
   diverged = [None] * m
   records = [{}] * m
-  start = t0 = time.perf_counter()
+  start = time.perf_counter()
+  lines = progress.Lines("epoch", base.epochs, verbose=verbose)
+  epochs_bar = progress.bar(base.epochs, "epochs", "epoch", verbose=verbose)
   for epoch, _, states, steps, (scores, step) in train.loop(
       run_epoch, states, x, y, data_keys, epochs=range(1, base.epochs + 1),
       steps_per_epoch=len(ds.train_y) // base.batch_size, measure=measure):
@@ -144,12 +146,13 @@ def run(configs: Sequence[config_lib.Config], dataset: data.Dataset | None = Non
         runs.append_jsonl(Path(c.workdir) / workdir_lib.METRICS, records[i])
         if not (np.all(np.isfinite(steps["loss"][i])) and steps["params_finite"][i]):
           diverged[i] = epoch
-    if verbose:
-      losses = np.array([r["train_loss"] for r in records], dtype=float)
-      text = (f"{m} models: train loss median {np.nanmedian(losses) if np.isfinite(losses).any() else np.nan:.4f}, "
-              f"{sum(d is not None for d in diverged)} diverged ({time.perf_counter() - t0:.1f}s)")
-      runs.progress(epoch, base.epochs, text)
-      t0 = time.perf_counter()
+    losses = np.array([r["train_loss"] for r in records], dtype=float)
+    median = np.nanmedian(losses) if np.isfinite(losses).any() else np.nan
+    n_diverged = sum(d is not None for d in diverged)
+    epochs_bar.set_postfix(median_loss=f"{median:.4f}", diverged=n_diverged)
+    epochs_bar.update()
+    lines.done(epoch, f"{m} models: train loss median {median:.4f}, {n_diverged} diverged")
+  epochs_bar.close()
 
   wall = time.perf_counter() - start
   rows = []
@@ -196,8 +199,8 @@ def parser(description: str) -> argparse.ArgumentParser:
   """Every Config flag (the shared settings), the swept values, and --distributed."""
   p = config_lib.parser(description)
   p.add_argument("--seeds", type=_ints, default=None, metavar="A:B|A,B,..", help="seeds to sweep (default: --seed)")
-  p.add_argument("--init_gains", type=_floats, default=None, metavar="G,..", help="init gains sigma_w to sweep")
-  p.add_argument("--lrs", type=_floats, default=None, metavar="LR,..", help="learning rates to sweep")
+  p.add_argument("--init_gains", type=_floats, default=None, metavar="G,..", help="init gains sigma_w to sweep (default: --init_gain)")
+  p.add_argument("--lrs", type=_floats, default=None, metavar="LR,..", help="learning rates to sweep (default: --lr)")
   return devices.add_flags(p)
 
 

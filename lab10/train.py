@@ -9,6 +9,7 @@ the same network, data order and dropout masks everywhere.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -21,7 +22,7 @@ import optax
 from flax import nnx
 
 from lab10 import config as config_lib
-from lab10 import data, devices, divergence, probes, runs, workdir
+from lab10 import data, devices, divergence, probes, progress, runs, workdir
 from lab10 import step as step_lib
 
 EVAL_BATCH = 1000
@@ -113,18 +114,62 @@ def _logged_scan(plain: Callable, logged_step: Callable, state, order, x, y, log
 
 
 def loop(run_epoch: Callable, state, x: jax.Array, y: jax.Array, data_key: jax.Array, *, epochs: range,
-         steps_per_epoch: int, measure: Callable, chunk: int | None = None) -> Iterator[tuple]:
+         steps_per_epoch: int, measure: Callable, chunk: int | Callable[[int], int] | None = None) -> Iterator[tuple]:
   """The training loop of ``fit``, ``lab10.sweep`` and the experiments: ``epochs`` of ``run_epoch``
-  (``make_epoch``), whole or, with ``chunk``, in pieces of ``chunk`` steps. After each piece it yields
-  ``(epoch, steps done in the epoch, state, per-step metrics, measure(state))``, the metrics and the
+  (``make_epoch``), whole or, with ``chunk``, in pieces of ``chunk`` steps (a callable: ``chunk(start)`` is
+  the length of the piece that starts at step ``start`` of the epoch, e.g. a ``Pace``). After each piece it
+  yields ``(epoch, steps done in the epoch, state, per-step metrics, measure(state))``, the metrics and the
   measurement as host values. Stop iterating to stop training."""
-  pieces = ([(start, min(chunk, steps_per_epoch - start)) for start in range(0, steps_per_epoch, chunk)] if chunk
-            else [(0, steps_per_epoch)])
   for epoch in epochs:
-    for start, count in pieces:
-      state, steps = run_epoch(state, x, y, data_key, epoch, *((start, count) if chunk else ()))
+    start = 0
+    while start < steps_per_epoch:
+      count = steps_per_epoch - start if chunk is None else min(chunk(start) if callable(chunk) else chunk,
+                                                                steps_per_epoch - start)
+      state, steps = run_epoch(state, x, y, data_key, epoch, *(() if chunk is None else (start, count)))
       steps, measured = jax.device_get((steps, measure(state)))  # the piece's one device→host sync
-      yield epoch, start + count, state, steps, measured
+      start += count
+      yield epoch, start, state, steps, measured
+
+
+class Pace:
+  """Piece lengths for ``loop(chunk=pace)`` so that an epoch shows its progress about every ``seconds`` and a
+  short one runs whole: pieces are multiples of ``align`` (--log_stats_every: logged steps stay at epoch-local
+  0, N, 2N, …). The first epoch starts in probe pieces of about 1/32 epoch; the second probe piece (the first
+  one compiles) is timed, and from then on pieces last about ``seconds``, or the epoch runs whole if it would
+  take under ``whole_below`` seconds. Each length is one compilation of the epoch function: the probe, the
+  chosen length and the remainders, so a run compiles at most four."""
+
+  def __init__(self, steps_per_epoch: int, align: int = 1, seconds: float = 1.0, whole_below: float = 5.0):
+    self.steps, self.align, self.seconds, self.whole_below = steps_per_epoch, align, seconds, whole_below
+    self.probe = min(steps_per_epoch, self._aligned(-(-steps_per_epoch // 32)))
+    self.size: int | None = None  # decided after the timed probe piece
+    self._timed: tuple[int, float] | None = None  # (start, time) of the probe piece being timed
+
+  def _aligned(self, steps: int) -> int:
+    return -(-max(steps, 1) // self.align) * self.align
+
+  def __call__(self, start: int) -> int:
+    now = time.perf_counter()
+    if self.size is None:
+      if self._timed is not None and start == self._timed[0] + self.probe:
+        per_step = (now - self._timed[1]) / self.probe
+        whole = per_step * self.steps < self.whole_below
+        self.size = self.steps if whole else min(self.steps, self._aligned(math.ceil(self.seconds / per_step)))
+      elif start == self.probe:
+        self._timed = (start, now)
+    return self.size or self.probe
+
+
+# Whole-epoch values of the last piece; every other metric has one entry per step or per logged step.
+_LAST_PIECE = ("final_params_finite", "params_finite")
+
+
+def join_pieces(pieces: Sequence[dict]) -> dict:
+  """An epoch's per-step metrics from those of its pieces (host values, in order), as one whole-epoch call
+  returns them: per-step and per-logged-step arrays concatenated, the parameter checks of the last piece."""
+  per_step = [{k: v for k, v in p.items() if k not in _LAST_PIECE} for p in pieces]
+  joined = jax.tree.map(lambda *v: np.concatenate(v), *per_step)
+  return {**joined, **{k: pieces[-1][k] for k in _LAST_PIECE if k in pieces[-1]}}
 
 
 def make_evaluate(graphdef, batch_size: int = EVAL_BATCH) -> Callable:
@@ -198,7 +243,11 @@ def fit(config: config_lib.Config, dataset: data.Dataset | None = None, *, verbo
   edges = probes.histogram_edges(config_lib.activation_bounds(config)) if config.log_histograms else None
   run_epoch, evaluate = _make_run_epoch(config, s, edges, mesh), make_evaluate(s.graphdef)
   eval_sets = devices.place(eval_arrays(ds), mesh)
-  measure = lambda state: {k: evaluate(state.params, state.rest, *v) for k, v in eval_sets.items()}
+  scores_of = lambda state: {k: evaluate(state.params, state.rest, *v) for k, v in eval_sets.items()}
+  steps_per_epoch = len(ds.train_y) // config.batch_size
+  # Long epochs run in pieces of about a second (one host sync each) for the bar of steps; the records are
+  # those of whole epochs (join_pieces).
+  pace = Pace(steps_per_epoch, align=config.log_stats_every or 1)
   with runs.Checkpoints(path / workdir.CHECKPOINTS, config.keep_checkpoints) as checkpoints:
     log = workdir.Log(path, plan, checkpoints, edges)
     state, data_key = log.restore(s.state, s.data_key)
@@ -208,19 +257,30 @@ def fit(config: config_lib.Config, dataset: data.Dataset | None = None, *, verbo
       resuming = f", resuming after epoch {log.epoch}" if plan == "resume" else ""
       print(f"run directory {path}{', nothing to resume: a new run' if config.resume and plan == 'new' else resuming}",
             flush=True)
-    start, start_step, t0 = time.perf_counter(), int(state.step), time.perf_counter()
-    for epoch, _, state, steps, scores in loop(run_epoch, state, x, y, data_key, measure=measure,
+    start, start_step = time.perf_counter(), int(state.step)
+    lines = progress.Lines("epoch", config.epochs, initial=log.epoch, verbose=verbose)
+    epochs_bar = progress.bar(config.epochs, "epochs", "epoch", initial=log.epoch, verbose=verbose)
+    steps_bar = progress.bar(steps_per_epoch, "steps", "step", verbose=verbose, leave=False)
+    pieces = []
+    with epochs_bar, steps_bar:
+      for epoch, done, state, piece, _ in loop(run_epoch, state, x, y, data_key, measure=lambda state: None,
                                                epochs=range(log.epoch + 1, config.epochs + 1),
-                                               steps_per_epoch=len(ds.train_y) // config.batch_size):
-      record = log.write_epoch(epoch, int(state.step), steps, scores)
-      if verbose:
-        runs.progress(epoch, config.epochs, f"loss {record['train_loss']:.4f} test acc {record['test_accuracy']:.4f} "
-                                            f"({time.perf_counter() - t0:.1f}s)")
-        t0 = time.perf_counter()
-      divergence.check(epoch, int(state.step), steps, s.names)
-      # Only finite states are checkpointed, after their epoch's records: a kill in between is undone on resume
-      # by cutting the logs back to the checkpoint. (The save copies the state to the host.)
-      checkpoints.save(epoch, workdir.checkpoint(state, data_key, epoch))
+                                               steps_per_epoch=steps_per_epoch, chunk=pace):
+        pieces.append(piece)
+        steps_bar.update(done - steps_bar.n)
+        if done < steps_per_epoch:
+          continue
+        steps, pieces = join_pieces(pieces), []
+        scores = jax.device_get(scores_of(state))  # the epoch's evaluation: a host sync
+        record = log.write_epoch(epoch, int(state.step), steps, scores)
+        epochs_bar.set_postfix(loss=f"{record['train_loss']:.4f}", test_acc=f"{record['test_accuracy']:.4f}")
+        epochs_bar.update()
+        steps_bar.reset()
+        lines.done(epoch, f"loss {record['train_loss']:.4f} test acc {record['test_accuracy']:.4f}")
+        divergence.check(epoch, int(state.step), steps, s.names)
+        # Only finite states are checkpointed, after their epoch's records: a kill in between is undone on resume
+        # by cutting the logs back to the checkpoint. (The save copies the state to the host.)
+        checkpoints.save(epoch, workdir.checkpoint(state, data_key, epoch))
     checkpoints.wait()
   wall = time.perf_counter() - start
   log.write_summary({"wall_time_s": wall, "steps_per_s": (int(state.step) - start_step) / wall,

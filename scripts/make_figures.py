@@ -22,7 +22,7 @@ import matplotlib
 
 matplotlib.use("Agg")  # figures are files here: no window, whatever the machine offers
 
-from lab10 import experiments, plotting, runs  # noqa: E402  # noqa: E402
+from lab10 import experiments, plotting, progress, runs  # noqa: E402
 
 # name → (experiment, drawing, the paper figure or claim it mirrors)
 FIGURES = {
@@ -155,10 +155,10 @@ def _write_readme(out: Path) -> None:
 
 def main(argv=None) -> int:
   argv = sys.argv[1:] if argv is None else argv
-  p = argparse.ArgumentParser(description=__doc__)
-  p.add_argument("--only", default=None, help=f"comma-separated figure names: {', '.join(FIGURES)}")
+  p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+  p.add_argument("--only", default=None, help=f"comma-separated figure names (None: all): {', '.join(FIGURES)}")
   p.add_argument("--quick", action="store_true", help="smaller scale (experiments.QUICK), minutes on a CPU")
-  p.add_argument("--data_dir", default=None, help="folder with the MNIST IDX files")
+  p.add_argument("--data_dir", default=None, help="folder with the MNIST IDX files (None: the bundled copy)")
   p.add_argument("--out", default="figures", help="folder for the figures, their JSON and README.md")
   p.add_argument("--redraw", action="store_true",
                  help="redraw the PNG and PDF from each figure's saved JSON without re-running its experiment "
@@ -173,11 +173,18 @@ def main(argv=None) -> int:
   out.mkdir(parents=True, exist_ok=True)
   print(runs.device_summary(), flush=True)
   total = time.perf_counter()
-  for name in names:
-    if args.redraw:
-      _redraw(name, out)
-    else:
-      _make(name, args, argv)
+  # A line per figure with elapsed and time left (the mean figure's time: a rough estimate, figures differ);
+  # on a terminal also a bar, and the experiments' own bars of the networks they train.
+  lines = progress.Lines("figure", len(names))
+  with progress.bar(len(names), "figures", "fig") as figures:
+    for i, name in enumerate(names, 1):
+      figures.set_postfix_str(name)
+      if args.redraw:
+        _redraw(name, out)
+      else:
+        _make(name, args, argv)
+      figures.update()
+      lines.done(i, name)
   _write_readme(out)
   print(f"wrote {len(names)} figure(s) and {out / 'README.md'} in {time.perf_counter() - total:.0f}s", flush=True)
   return 0

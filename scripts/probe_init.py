@@ -35,11 +35,13 @@ def _check(flag: str, values: list[int], what: str) -> None:
 
 
 def main(argv=None) -> int:
-  p = config.OneLineParser(description=__doc__)  # argparse errors in one line, exit 2
-  p.add_argument("--activations", type=_names, default=["tanh", "relu"])
-  p.add_argument("--inits", type=_names, default=["glorot_standard", "glorot_uniform", "he_normal"])
-  p.add_argument("--depths", type=_ints, default=[5])
-  p.add_argument("--widths", type=_ints, default=[1000])
+  # argparse errors in one line, exit 2; --help shows every default
+  p = config.OneLineParser(description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+  p.add_argument("--activations", type=_names, default="tanh,relu", help="comma-separated activations")
+  p.add_argument("--inits", type=_names, default="glorot_standard,glorot_uniform,he_normal",
+                 help="comma-separated kernel initializers")
+  p.add_argument("--depths", type=_ints, default="5", help="comma-separated numbers of hidden layers")
+  p.add_argument("--widths", type=_ints, default="1000", help="comma-separated hidden widths")
   p.add_argument("--seeds", type=int, default=4, help="parameter draws averaged (one vmap)")
   p.add_argument("--batch", type=int, default=300, help="fixed examples (Glorot & Bengio: 300)")
   p.add_argument("--mnist", action="store_true",
@@ -72,7 +74,8 @@ def main(argv=None) -> int:
   rng = np.random.default_rng(0)  # the fixed batch
   idx = rng.choice(len(ds.train_y), args.batch, replace=False)
   batch = {"x": ds.train_x[idx], "y": ds.train_y[idx]}
-  per_seed = experiments.probe_grid(args.activations, args.inits, args.depths, args.widths, batch, seeds=args.seeds)
+  per_seed = experiments.probe_grid(args.activations, args.inits, args.depths, args.widths, batch, seeds=args.seeds,
+                                    verbose=True)
   rows = experiments.seed_means(per_seed)
   with open(out, "w", newline="") as f:
     # Unbounded activations have no "saturated" column: the union of keys, first-seen order.

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import jax
 
-from lab10 import config, data, labs, runs, train  # noqa: E402
+from lab10 import config, data, labs, progress, runs, train  # noqa: E402
 
 SWAP_ACTIVATIONS = ("tanh", "elu", "selu", "leaky_relu", "gelu")
 SWAP_INITS = {"xavier": "glorot_uniform", "he": "he_normal"}
@@ -47,33 +47,34 @@ def _finished(workdir: Path, c: config.Config) -> bool:
 
 def _run_all(configs: dict[str, config.Config], seeds: int, ds: data.Dataset, workroot: Path) -> dict:
   results = {}
-  for name, base in configs.items():
-    results[name] = []
-    for seed in range(seeds):
-      # An unfinished run left in the workdir is replaced, not resumed: its results were never read.
-      c = dataclasses.replace(base, seed=seed, workdir=str(workroot / name / f"seed{seed}"), overwrite=True)
-      workdir = Path(c.workdir)
-      reused = _finished(workdir, c)
-      if not reused:
-        workdir = train.fit(c, ds, verbose=False).workdir
-      records = runs.read_jsonl(workdir / "metrics.jsonl")
-      wall = json.loads((workdir / "summary.json").read_text())["wall_time_s"]
-      results[name].append({"seed": seed, "records": records, "wall_time_s": wall})
-      print(f"{name} seed {seed}: test accuracy {records[-1]['test_accuracy']:.4f} ({wall:.0f}s"
-            f"{', reused' if reused else ''})", flush=True)
+  jobs = [(name, seed) for name in configs for seed in range(seeds)]
+  lines = progress.Lines("run", len(jobs))
+  for i, (name, seed) in enumerate(progress.iterate(jobs, "runs", "run"), 1):  # a bar on a terminal
+    base = configs[name]
+    # An unfinished run left in the workdir is replaced, not resumed: its results were never read.
+    c = dataclasses.replace(base, seed=seed, workdir=str(workroot / name / f"seed{seed}"), overwrite=True)
+    workdir = Path(c.workdir)
+    reused = _finished(workdir, c)
+    if not reused:
+      workdir = train.fit(c, ds, verbose=False).workdir
+    records = runs.read_jsonl(workdir / "metrics.jsonl")
+    wall = json.loads((workdir / "summary.json").read_text())["wall_time_s"]
+    results.setdefault(name, []).append({"seed": seed, "records": records, "wall_time_s": wall})
+    lines.done(i, f"{name} seed {seed}: test accuracy {records[-1]['test_accuracy']:.4f} ({wall:.0f}s"
+                  f"{', reused' if reused else ''})")
   return results
 
 
 def main(argv=None) -> int:
-  p = argparse.ArgumentParser(description=__doc__)
-  p.add_argument("--seeds", type=int, default=5)
-  p.add_argument("--swap_seeds", type=int, default=None, help="seeds for the activation-swap table (default --seeds)")
-  p.add_argument("--quick", action="store_true")
-  p.add_argument("--only", default=None, help="comma-separated presets (default: all)")
+  p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+  p.add_argument("--seeds", type=int, default=5, help="seeds per preset")
+  p.add_argument("--swap_seeds", type=int, default=None, help="seeds for the activation-swap table (None: --seeds)")
+  p.add_argument("--quick", action="store_true", help="1 epoch on 5000 training examples: a smoke test")
+  p.add_argument("--only", default=None, help="comma-separated presets (None: all)")
   p.add_argument("--no_swap", action="store_true", help="skip the activation-swap table")
-  p.add_argument("--data_dir", default=None)
+  p.add_argument("--data_dir", default=None, help="folder with the MNIST IDX files (None: the bundled copy)")
   p.add_argument("--out", default="figures", help="folder for labs.md and labs.json")
-  p.add_argument("--workroot", default="runs/labs")
+  p.add_argument("--workroot", default="runs/labs", help="folder of the runs; finished ones are reused")
   p.add_argument("--update_readme", action="store_true", help="rewrite README.md's presets table from the result")
   args = p.parse_args(argv)
   presets = args.only.split(",") if args.only else list(config.PRESETS)

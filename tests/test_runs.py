@@ -114,8 +114,3 @@ def test_environment_and_device_summary_describe_this_process():
   assert env["devices"] == [str(d) for d in jax.devices()] and env["process_count"] == 1
   assert set(env["packages"]) == set(runs.PACKAGES)
   assert runs.device_summary().startswith(f"backend {jax.default_backend()}: {jax.device_count()} device(s): ")
-
-
-def test_progress_draws_one_bar_line(capsys):
-  runs.progress(3, 15, "loss 0.5", width=10)
-  assert capsys.readouterr().out == "epoch  3/15 [##--------] loss 0.5\n"

@@ -1,10 +1,12 @@
 """lab10.train: setup from one seed, epochs (whole and in pieces), the one training loop, evaluation, fit."""
 
 import dataclasses
+import io
 import json
 import math
 import re
 import shutil
+import sys
 
 import jax
 import jax.numpy as jnp
@@ -102,6 +104,33 @@ def test_an_epoch_in_pieces_equals_the_epoch_in_one_piece(logged):
     assert metrics["logged_index"].tolist() == [0, 2, 4, 6, 8]
     for key, values in metrics["stats"].items():
       np.testing.assert_array_equal(np.concatenate([m["stats"][key] for m in pieces]), values, err_msg=key)
+  # join_pieces gives back what the whole epoch returned, key by key (the parameter checks: the last piece's).
+  joined, whole_metrics = train.join_pieces(jax.device_get(pieces)), jax.device_get(metrics)
+  assert joined.keys() == whole_metrics.keys()
+  jax.tree.map(np.testing.assert_array_equal, joined, whole_metrics)
+
+
+def test_pace_times_the_second_probe_piece_and_then_runs_one_second_pieces_or_whole_epochs(monkeypatch):
+  clock = [0.0]
+  monkeypatch.setattr(train.time, "perf_counter", lambda: clock[0])
+
+  def lengths(per_step: float, steps: int = 550, align: int = 1) -> list[int]:
+    """The piece lengths of two epochs at ``per_step`` seconds a step."""
+    pace, out = train.Pace(steps, align=align), []
+    for _ in range(2):
+      start = 0
+      while start < steps:
+        out.append(min(pace(start), steps - start))
+        start += out[-1]
+        clock[0] += out[-1] * per_step + (5.0 if len(out) == 1 else 0)  # the first piece also compiles
+    return out
+
+  # 1/32-epoch probes: the first compiles, the second is timed; 1/8 s a step → 8-step pieces from then on.
+  assert lengths(0.125) == [18, 18] + [8] * 64 + [2] + [8] * 68 + [6]
+  assert lengths(0.125, align=3)[:4] == [18, 18, 9, 9]  # multiples of --log_stats_every
+  assert lengths(0.125, steps=20) == [1, 1, 18, 20]  # a 2.5 s epoch: whole, once the probe has timed it
+  assert lengths(0.001) == [18, 18, 514, 550]  # a 0.55 s epoch runs whole
+  assert lengths(1.0, align=1000) == [550, 550]  # statistics of step 0 only: whole epochs
 
 
 @pytest.mark.parametrize("every", [1, 3, 10, 25])
@@ -258,6 +287,57 @@ def test_training_with_log_stats_every_writes_every_logged_step(tmp_path):
   assert hist["step"].tolist() == [0, 3, 6, 9, 10, 13, 16, 19] and hist["edges"].tolist()[0] == -1.0
   assert hist["epoch"].tolist() == [1] * 4 + [2] * 4
   assert (hist["dense_2"].sum(axis=1) == 100 * 16).all()
+
+
+def test_fit_in_pieces_writes_the_files_of_whole_epochs(monkeypatch, tmp_path):
+  ds = data.synthetic(sizes=(1000, 200))  # 10 steps an epoch
+
+  def run(name: str, piece: int) -> tuple[train.FitResult, list[int]]:
+    starts = []
+    # Pieces of ``piece`` steps whatever the clock says (Pace picks the length from timings).
+    monkeypatch.setattr(train, "Pace", lambda steps, align: lambda start: starts.append(start) or piece)
+    c = C.with_preset(None, dataset="synthetic", depth=2, width=(16,), activation="tanh", epochs=2, batch_size=100,
+                      dropout=0.2, log_stats_every=3, log_histograms=True, workdir=str(tmp_path / name))
+    return train.fit(c, ds, verbose=False), starts
+
+  whole, whole_starts = run("whole", 10)
+  pieces, piece_starts = run("pieces", 6)
+  assert whole_starts == [0, 0] and piece_starts == [0, 6, 0, 6]
+  for name in ("metrics.jsonl", "stats.jsonl"):
+    assert (pieces.workdir / name).read_bytes() == (whole.workdir / name).read_bytes(), name
+  assert [r["step"] for r in runs.read_jsonl(pieces.workdir / "stats.jsonl")] == [0, 3, 6, 9, 10, 13, 16, 19]
+  with np.load(whole.workdir / "stats_histograms.npz") as a, np.load(pieces.workdir / "stats_histograms.npz") as b:
+    assert a.files == b.files
+    for k in a.files:
+      np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+  summary = lambda r: json.loads((r.workdir / "summary.json").read_text())["params_sha256"]
+  assert summary(pieces) == summary(whole)
+
+
+def test_fit_prints_epoch_lines_with_time_left_and_draws_bars_only_on_a_terminal(small_synthetic, tmp_path,
+                                                                                  capsys, monkeypatch):
+  c = C.with_preset(None, dataset="synthetic", depth=1, width=(8,), epochs=3, batch_size=100)
+  fit = lambda name, **kw: train.fit(dataclasses.replace(c, workdir=str(tmp_path / name)), small_synthetic, **kw)
+  fit("quiet", verbose=False)
+  assert capsys.readouterr() == ("", "")  # verbose=False prints nothing
+  fit("log")  # captured: neither stdout nor stderr is a terminal, as in CI or `> log`
+  out, err = capsys.readouterr()
+  lines = [l for l in out.splitlines() if l.startswith("epoch ")]
+  assert [l.split(" | ")[0] for l in lines] == ["epoch 1/3", "epoch 2/3", "epoch 3/3"]
+  assert all(re.search(r"loss \d\.\d{4} test acc \d\.\d{4} \| \d+\.\ds, elapsed \d\d:\d\d, left \d\d:\d\d$", l)
+             for l in lines), lines
+  assert lines[-1].endswith("left 00:00") and "\r" not in out + err and err == ""
+
+  class Terminal(io.StringIO):
+    def isatty(self):
+      return True
+
+  terminal = Terminal()
+  monkeypatch.setattr(sys, "stderr", terminal)
+  fit("terminal")
+  bars = terminal.getvalue()
+  assert "\r" in bars and re.search(r"epochs: 100%.*\| 3/3 \[\d\d:\d\d<00:00", bars), bars[-300:]
+  assert "test_acc=" in bars and re.search(r"steps: .*\d+/20", bars)
 
 
 # --- divergence ---------------------------------------------------------------------------------

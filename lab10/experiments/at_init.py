@@ -19,7 +19,7 @@ import numpy as np
 from flax import nnx
 
 from lab10 import config as config_lib
-from lab10 import probes
+from lab10 import probes, progress
 from lab10.experiments.common import (GLOROT_PROBE_EXAMPLES, NUM_CLASSES, Result, _f, _mlp_config, _mnist, _model,
                                       backprop)
 
@@ -213,13 +213,16 @@ GRID_KEYS = ("activation", "init", "depth", "width", "layer")  # what identifies
 
 def probe_grid(activations: Sequence[str], inits: Sequence[str], depths: Sequence[int], widths: Sequence[int],
                batch: dict, *, seeds: int = 4, num_classes: int = NUM_CLASSES,
-               base: config_lib.Config = config_lib.Config()) -> list[dict]:
+               base: config_lib.Config = config_lib.Config(), verbose: bool = False) -> list[dict]:
   """``probes.probe_init`` over activations × initializers × depths × widths (MLPs; other settings from
   ``base``) for ``seeds`` parameter draws. One row per network, hidden layer and draw (``seed`` 0 …
-  seeds − 1) with that layer's forward and backward statistics; ``seed_means`` averages the draws."""
+  seeds − 1) with that layer's forward and backward statistics; ``seed_means`` averages the draws.
+  ``verbose``: a bar and one line per network probed (``lab10.progress``)."""
   rows = []
   keys = jax.random.split(jax.random.key(base.seed), seeds)
-  for activation, init, depth, width in itertools.product(activations, inits, depths, widths):
+  grid = list(itertools.product(activations, inits, depths, widths))
+  lines = progress.Lines("network", len(grid), verbose=verbose)
+  for i, (activation, init, depth, width) in enumerate(progress.iterate(grid, "networks", "net", verbose=verbose), 1):
     c = config_lib.validate(dataclasses.replace(base, model="mlp", activation=activation, init=init, depth=depth,
                                                 width=(width,)))
     build = lambda key: config_lib.make_model(c, batch["x"].shape[1:], num_classes, nnx.Rngs(params=key))
@@ -230,6 +233,7 @@ def probe_grid(activations: Sequence[str], inits: Sequence[str], depths: Sequenc
       for seed in range(seeds):
         rows.append({"activation": activation, "init": init, "depth": depth, "width": width, "layer": layer,
                      "seed": seed, **{k: float(v[seed]) for k, v in values.items()}})
+    lines.done(i, f"{activation} / {init}, depth {depth}, width {width}")
   return rows
 
 

@@ -18,7 +18,7 @@ import numpy as np
 from flax import nnx
 
 from lab10 import config as config_lib
-from lab10 import data, divergence, labs, probes, theory, train
+from lab10 import data, divergence, labs, probes, progress, theory, train
 from lab10.activations import DEFAULT_LEAKY_SLOPE
 from lab10.experiments.common import (LAB_BATCH, MOMENTUM, NUM_CLASSES, Result, Skipped, _f, _mlp_config, _mnist,
                                       _train_probed)
@@ -57,7 +57,8 @@ def activation_zoo(data_dir=None, depth: int = 4, width: int = 512, epochs: int 
   ratio = np.zeros_like(acc)
   ratio_name = f"‖∂L/∂W_1‖ / ‖∂L/∂W_{depth}‖ at init"
   accuracy_claims, ratio_claims = {}, {}
-  for (i, act), (j, init) in itertools.product(enumerate(activations), enumerate(inits)):
+  cells = list(itertools.product(enumerate(activations), enumerate(inits)))
+  for (i, act), (j, init) in progress.iterate(cells, "activation_zoo", "net"):  # a bar on a terminal
     label, overrides = ZOO_INITS[init]
     with tempfile.TemporaryDirectory() as tmp:
       c = _mlp_config(depth=depth, width=(width,), activation=act, epochs=epochs, seed=seed, workdir=tmp, **overrides)
@@ -90,7 +91,8 @@ def _trainability(ds: data.Dataset, depths, sigma_w2s, sigma_b2: float, *, width
   """Test accuracy[depth, σ_w²] of tanh MLPs after ``steps`` of SGD with momentum; NaN where the training loss
   turned non-finite (diverged)."""
   acc = np.zeros((len(depths), len(sigma_w2s)))
-  for (i, depth), (j, s_w2) in itertools.product(enumerate(depths), enumerate(sigma_w2s)):
+  cells = list(itertools.product(enumerate(depths), enumerate(sigma_w2s)))
+  for (i, depth), (j, s_w2) in progress.iterate(cells, "trainability", "net"):  # a bar on a terminal
     c = _mlp_config(depth=depth, width=(width,), activation="tanh", init="lecun_normal",
                     init_gain=math.sqrt(s_w2), bias_init="normal", bias_std=math.sqrt(sigma_b2),
                     optimizer="momentum", lr=lr, momentum=MOMENTUM, batch_size=LAB_BATCH, seed=seed)

@@ -1,0 +1,51 @@
+"""Progress on the terminal and in logs: tqdm bars on stderr, one plain line per finished unit on stdout.
+
+A bar redraws itself with carriage returns, which in a log file (CI, ``> log``) becomes one endless line; so
+bars are drawn only when stderr is a terminal (tqdm's ``disable=None``), and every finished epoch, run or
+figure also prints one line to stdout with its count, the time elapsed and an estimate of the time left. A
+terminal shows both (the lines scroll above the live bars); a log keeps only the lines. ``verbose=False``
+prints nothing.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+
+from tqdm import tqdm
+
+
+def bar(total: int, desc: str, unit: str, *, initial: int = 0, verbose: bool = True, leave: bool = True) -> tqdm:
+  """A tqdm bar on stderr: count/total, elapsed, time left and rate; drawn only when stderr is a terminal."""
+  return tqdm(total=total, initial=initial, desc=desc, unit=unit, leave=leave, file=sys.stderr,
+              disable=None if verbose else True, dynamic_ncols=True)
+
+
+def iterate(items, desc: str, unit: str, *, verbose: bool = True):
+  """``items`` with a transient tqdm bar (count, elapsed, time left), drawn only when stderr is a terminal."""
+  return tqdm(items, desc=desc, unit=unit, leave=False, file=sys.stderr, disable=None if verbose else True,
+              dynamic_ncols=True)
+
+
+class Lines:
+  """One stdout line per finished unit: ``epoch 3/15 | <text> | 2.1s, elapsed 0:06, left 0:25``.
+
+  The time left assumes the remaining units take as long as the mean of those done in this process (a resumed
+  run starts counting at ``initial``)."""
+
+  def __init__(self, name: str, total: int, *, initial: int = 0, verbose: bool = True):
+    self.name, self.total, self.initial, self.verbose = name, total, initial, verbose
+    self.start = self.last = time.perf_counter()
+
+  def done(self, index: int, text: str = "") -> None:
+    """Unit ``index`` (1-based, of ``total``) is finished."""
+    now = time.perf_counter()
+    took, elapsed = now - self.last, now - self.start
+    self.last = now
+    if not self.verbose:
+      return
+    left = elapsed / max(index - self.initial, 1) * (self.total - index)
+    fields = [f"{self.name} {index:>{len(str(self.total))}}/{self.total}", *([text] if text else []),
+              f"{took:.1f}s, elapsed {tqdm.format_interval(elapsed)}, left {tqdm.format_interval(left)}"]
+    tqdm.write(" | ".join(fields), file=sys.stdout)  # clears and redraws any bar on the terminal
+    sys.stdout.flush()
