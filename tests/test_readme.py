@@ -49,11 +49,13 @@ def test_readme_flags_exist():
   assert flags <= known, f"README names flags that do not exist: {flags - known}"
 
 
-def test_readme_links_to_files_that_exist():
+def test_readme_links_and_paths_exist():
   links = [l.split("#")[0] for l in re.findall(r"\]\(([^)\s]+)\)", README) if not l.startswith(("http", "#"))]
   assert "figures/lab10_sigmoid_vs_relu.png" in links  # the picture on the first screen
-  missing = [l for l in links if not (ROOT / l).exists()]
-  assert not missing, f"README links to missing files: {missing}"
+  # and every file of the repository it names in backticks
+  named = re.findall(r"`((?:lab10|scripts|tests|figures)/[\w./-]*)`", README)
+  missing = [p for p in links + named if not (ROOT / p).exists()]
+  assert not missing, f"README names missing files: {missing}"
 
 
 def test_readme_colab_section_reinstalls_no_jax_and_has_no_placeholder_badge():
