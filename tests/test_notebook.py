@@ -17,18 +17,59 @@ def _text(cell) -> str:
   return "".join(out)
 
 
-@pytest.fixture(scope="module")
-def executed(mnist_dir, tmp_path_factory):
+def _run(overrides: str, workdir) -> nbformat.NotebookNode:
+  """Executes the notebook with `overrides` injected after its parameters cell (papermill-style)."""
   nbclient = pytest.importorskip("nbclient")
   nb = nbformat.read(NOTEBOOK, as_version=4)
   params = next(i for i, c in enumerate(nb.cells) if "parameters" in c.metadata.get("tags", []))
-  # papermill-style: an injected cell after the parameters overrides them.
-  nb.cells.insert(params + 1, nbformat.v4.new_code_cell(
-      f"QUICK = True\nINSTALL = False\nDATA_DIR = {str(mnist_dir)!r}"))
-  workdir = tmp_path_factory.mktemp("notebook")
-  nbclient.NotebookClient(nb, timeout=600, kernel_name="python3",
-                          resources={"metadata": {"path": str(workdir)}}).execute()
+  nb.cells.insert(params + 1, nbformat.v4.new_code_cell(overrides))
+  client = nbclient.NotebookClient(nb, timeout=600, kernel_name="python3",
+                                   resources={"metadata": {"path": str(workdir)}})
+  try:
+    client.execute()
+  except nbclient.exceptions.CellExecutionError:
+    pass  # the caller reads the error from the cell's outputs
   return nb
+
+
+@pytest.fixture(scope="module")
+def executed(mnist_dir, tmp_path_factory):
+  # REPO_URL = the checkout: the notebook imports lab10 from it in place and installs nothing.
+  return _run(f"REPO_URL = {str(ROOT)!r}\nQUICK = True\nDATA_DIR = {str(mnist_dir)!r}",
+              tmp_path_factory.mktemp("notebook"))
+
+
+def _lines(executed):
+  return [l for c in executed.cells if c.cell_type == "code" for l in _text(c).splitlines()]
+
+
+def test_notebook_form_is_the_first_cell_and_starts_empty():
+  first = nbformat.read(NOTEBOOK, as_version=4).cells[0]
+  assert "parameters" in first.metadata.get("tags", [])
+  assert 'REPO_URL = ""  #@param {type:"string"}' in first.source.splitlines()
+
+
+def test_notebook_without_a_url_stops_in_one_line(tmp_path):
+  nb = _run("QUICK = True", tmp_path)
+  errors = [(i, o) for i, c in enumerate(nb.cells) for o in c.get("outputs", []) if o.output_type == "error"]
+  assert len(errors) == 1
+  i, error = errors[0]
+  assert [l for l in "".join(error.traceback).splitlines() if l.strip()] == [
+      "Set REPO_URL in the first cell to the URL of your clone of lab10 "
+      "(e.g. https://github.com/<you>/lab10.git), then Run all again."]
+  # "Run all" stops there: no later cell ran, and the failing cell printed nothing else.
+  assert all(c.get("execution_count") is None for c in nb.cells[i + 1:] if c.cell_type == "code")
+  assert [o.output_type for o in nb.cells[i].outputs] == ["error"]
+
+
+def test_notebook_uses_the_checkout_it_was_given(executed):
+  assert f"lab10 from {ROOT / 'lab10'}" in _lines(executed)
+
+
+def test_notebook_installs_no_jax():
+  # Colab's TPU runtime has JAX for its TPU preinstalled; a reinstall would replace it.
+  source = "\n".join(c.source for c in nbformat.read(NOTEBOOK, as_version=4).cells)
+  assert "jax[" not in source and "-U" not in source.split() and "--upgrade" not in source
 
 
 def test_notebook_warns_when_it_got_a_cpu(executed):
@@ -37,12 +78,8 @@ def test_notebook_warns_when_it_got_a_cpu(executed):
 
 
 def test_notebook_trains_the_preset(executed):
-  line = next(l for c in executed.cells for l in _text(c).splitlines() if l.startswith("lab10-4-deep: test accuracy"))
+  line = next(l for l in _lines(executed) if l.startswith("lab10-4-deep: test accuracy"))
   assert float(line.split()[3]) > 0.9
-
-
-def _lines(executed):
-  return [l for c in executed.cells if c.cell_type == "code" for l in _text(c).splitlines()]
 
 
 def test_notebook_shows_the_per_layer_statistics_table(executed):
@@ -59,7 +96,14 @@ def test_notebook_init_probe_shows_he_flat_and_xavier_halving(executed):
   xavier = next(l for l in lines if l.startswith("Xavier (Var 1/n): E[z²] layer 10 / layer 1 ="))
   ratio = lambda line: float(line.split("=")[1].split(",")[0])
   assert 0.3 < ratio(he) < 3 and ratio(xavier) < 2.0**-9 * 4
-  assert sum("image/png" in o.get("data", {}) for c in executed.cells for o in c.get("outputs", [])) >= 2
+
+
+def test_notebook_draws_each_figure_once(executed):
+  images = [sum("image/png" in o.get("data", {}) for o in c.get("outputs", [])) for c in executed.cells
+            if c.cell_type == "code"]
+  drawing = [c for c in executed.cells if c.cell_type == "code" and "plotting." in c.source and "display(fig)" in c.source]
+  assert len(drawing) == 2
+  assert [n for n in images if n] == [1, 1]  # the variance-vs-depth and the deep-ReLU figures, once each
 
 
 def test_notebook_deep_relu_comparison_reports_both_inits(executed):
