@@ -17,7 +17,7 @@ from lab10 import config, data, devices, divergence, runs, train  # noqa: E402
 
 def main(argv=None) -> int:
   args = devices.add_flags(config.parser(__doc__)).parse_args(argv)
-  devices.initialize_distributed(args.distributed)
+  devices.initialize_distributed(args.distributed, args.coordinator, args.num_processes, args.process_id)
   try:
     train.fit(config.from_args(args))
   except (config.ConfigError, data.DataError, runs.RunError) as e:
