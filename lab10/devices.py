@@ -90,3 +90,9 @@ def split_batches(train_step, mesh: Mesh | None):
     return train_step(state, jax.lax.with_sharding_constraint(batch, batch_sharding))
 
   return step
+
+
+def peer_failed(error: Exception) -> bool:
+  """Whether ``error`` is a collective that failed because another process died or left: gloo, on CPU, fails
+  at once ("Connection reset by peer"), raised by the step or by orbax's save (wrapped in ``runs.WriteError``)."""
+  return jax.process_count() > 1 and "Gloo " in str(error)
