@@ -20,7 +20,11 @@ from lab10 import config, data, devices, divergence, runs, train  # noqa: E402
 
 def main(argv=None) -> int:
   args = devices.add_flags(config.parser(__doc__)).parse_args(argv)
-  devices.initialize_distributed(args.distributed, args.coordinator, args.num_processes, args.process_id)
+  try:
+    devices.initialize_distributed(args.distributed, args.coordinator, args.num_processes, args.process_id)
+  except ValueError as e:  # JAX's own message: "Number of processes must be defined.", a process_id out of range
+    print(f"error: --distributed: {e} (give --coordinator, --num_processes and --process_id)", file=sys.stderr)
+    return cli.BAD_INPUT
   try:
     train.fit(config.from_args(args))
   except (config.ConfigError, data.DataError, runs.RunError) as e:

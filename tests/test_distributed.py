@@ -81,3 +81,14 @@ def test_a_process_that_dies_stops_the_other_with_one_line(tmp_path):
   assert "--resume" in err
   # What it wrote stays: the first epoch's record (the run resumes from its checkpoint).
   assert json.loads((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()[0])["epoch"] == 1
+
+
+@pytest.mark.parametrize("flags,message", [
+    (("--coordinator", "127.0.0.1:1"), "Number of processes must be defined"),
+    (("--coordinator", "127.0.0.1:1", "--num_processes", "2", "--process_id", "2"), "process_id < num_processes"),
+])
+def test_incomplete_distributed_flags_exit_2_with_one_line(flags, message):
+  import cli
+
+  status, err = cli.main("train", "--dataset", "synthetic", "--distributed", *flags)
+  assert status == 2 and len(err) == 1 and message in err[0] and "--num_processes" in err[0], err
