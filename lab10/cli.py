@@ -6,6 +6,7 @@ Exit statuses of ``scripts/*.py``::
   2    bad input (flags, data files, run directory): refused before any work, nothing written
   3    training diverged (train.py): the epoch's records are written, its state is not checkpointed
   4    a file could not be written (full disk, I/O error, permission): the run stops at that epoch, resumable
+  5    another process of a --distributed job failed or left (train.py): the run stops, resumable
   130  SIGINT (Ctrl-C)   ┐ the run stops where it is, resumable: a checkpoint being written is finished first,
   143  SIGTERM           ┘ a log line or JSON file is never half written
 
@@ -25,7 +26,7 @@ import signal
 import sys
 from collections.abc import Callable, Iterator
 
-DONE, BAD_INPUT, DIVERGED, WRITE_FAILED = 0, 2, 3, 4
+DONE, BAD_INPUT, DIVERGED, WRITE_FAILED, PEER_FAILED = 0, 2, 3, 4, 5
 SIGNAL_STATUS = {signal.SIGINT: 130, signal.SIGTERM: 143}
 
 _installed = False

@@ -176,7 +176,7 @@ def check_model_size(c: Config, input_shape: Sequence[int], num_classes: int) ->
   model = nnx.eval_shape(lambda: make_model(c, input_shape, num_classes, nnx.Rngs(params=0)))
   n = sum(math.prod(v.shape) for v in jax.tree.leaves(nnx.state(model, nnx.Param)))
   need = 4 * n * 4  # float32: parameters, gradients, two Adam moments
-  device = jax.devices()[0]
+  device = jax.local_devices()[0]  # another process's device has no memory stats here
   stats = device.memory_stats() or {}
   memory = stats.get("bytes_limit") or os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
   if need > MEMORY_SHARE * memory:

@@ -6,8 +6,10 @@
 * A sweep (``lab10.sweep``): a 1-D mesh ``("models",)``; the stacked models are split along ``models``.
 
 With one device every helper is the identity (plain ``device_put``), so the single-device path is the
-code path that existed before meshes. Multi-host: call ``initialize_distributed()`` first (``--distributed``);
-``jax.devices()`` then spans every host, and every process must hold the same host values.
+code path that existed before meshes. Several processes (hosts): call ``initialize_distributed`` first
+(``--distributed``); ``jax.devices()`` then spans every process, every process must hold the same host values,
+and only process 0 writes files (``primary()``). Every process runs the same program: collectives (the
+gradient all-reduce, ``barrier``) are where they meet. On CPU the processes talk through gloo over TCP.
 """
 
 from __future__ import annotations
@@ -15,24 +17,44 @@ from __future__ import annotations
 import argparse
 
 import jax
+from jax.experimental import multihost_utils
 import numpy as np
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 DATA, MODELS = "data", "models"
+# A process that stops answering is declared dead after this long, and the others stop with an error.
+HEARTBEAT_TIMEOUT_S = 10
 
 
 def add_flags(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
   parser.add_argument("--distributed", action="store_true",
-                      help="call jax.distributed.initialize() first (multi-host TPU pods, GPU clusters under "
-                           "SLURM/Open MPI, or with JAX_COORDINATOR_ADDRESS etc. set)")
+                      help="join a job of several processes first (jax.distributed.initialize): detected on TPU "
+                           "pods and under SLURM / Open MPI, else give --coordinator, --num_processes, --process_id")
+  parser.add_argument("--coordinator", metavar="HOST:PORT",
+                      help="with --distributed: process 0's address, where the others join it (e.g. 127.0.0.1:1234)")
+  parser.add_argument("--num_processes", type=int, metavar="N", help="with --distributed: how many processes")
+  parser.add_argument("--process_id", type=int, metavar="I", help="with --distributed: this process, 0 … N − 1")
   return parser
 
 
-def initialize_distributed(enabled: bool) -> None:
-  """Join the other processes of a multi-host job; must run before any JAX computation."""
+def initialize_distributed(enabled: bool, coordinator: str | None = None, num_processes: int | None = None,
+                           process_id: int | None = None) -> None:
+  """Join the other processes of the job; must run before any JAX computation. Unset values are detected
+  from the cluster's environment (TPU pods, SLURM, Open MPI; ``JAX_COORDINATOR_ADDRESS``)."""
   if enabled:
-    jax.distributed.initialize()
+    jax.distributed.initialize(coordinator, num_processes, process_id, heartbeat_timeout_seconds=HEARTBEAT_TIMEOUT_S)
+
+
+def primary() -> bool:
+  """Whether this process writes the files (process 0; the only one without --distributed)."""
+  return jax.process_index() == 0
+
+
+def barrier(name: str) -> None:
+  """Wait here until every process has reached ``barrier(name)``; nothing with one process."""
+  if jax.process_count() > 1:
+    multihost_utils.sync_global_devices(name)
 
 
 def mesh(axis: str) -> Mesh | None:
@@ -68,3 +90,9 @@ def split_batches(train_step, mesh: Mesh | None):
     return train_step(state, jax.lax.with_sharding_constraint(batch, batch_sharding))
 
   return step
+
+
+def peer_failed(error: Exception) -> bool:
+  """Whether ``error`` is a collective that failed because another process died or left: gloo, on CPU, fails
+  at once ("Connection reset by peer"), raised by the step or by orbax's save (wrapped in ``runs.WriteError``)."""
+  return jax.process_count() > 1 and "Gloo " in str(error)

@@ -224,6 +224,8 @@ def fit(config: config_lib.Config, dataset: data.Dataset | None = None, *, verbo
   parameters become non-finite.
   """
   config = config_lib.validate(config)
+  if jax.process_count() > 1 and not config.workdir:  # a default name holds the time, which processes differ on
+    raise config_lib.ConfigError("--distributed: give every process the same --workdir")
   path = workdir.path_for(config)
   plan = workdir.plan(config, path)
   if plan == "done":
@@ -235,7 +237,9 @@ def fit(config: config_lib.Config, dataset: data.Dataset | None = None, *, verbo
   ds = dataset or data.load(config.dataset, config.data_dir, val_size=config.val_size)
   config_lib.check_batch_size(config, len(ds.train_y), ds.name)
   config_lib.check_model_size(config, ds.input_shape, ds.num_classes)
-  workdir.prepare(path, plan)  # every input is checked: from here on, work and writes
+  if devices.primary():
+    workdir.prepare(path, plan)  # every input is checked: from here on, work and writes
+  devices.barrier("prepared")  # every process planned before process 0 writes
   if verbose:
     print(runs.device_summary(), flush=True)
   s = setup(config, ds.input_shape, ds.num_classes)

@@ -27,7 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from lab10 import config as config_lib
-from lab10 import data, runs
+from lab10 import data, devices, runs
 
 CONFIG, METRICS, STATS, HISTOGRAMS, SUMMARY = (
     "config.json", "metrics.jsonl", "stats.jsonl", "stats_histograms.npz", "summary.json")
@@ -183,10 +183,12 @@ def checkpoint(state, data_key: jax.Array, epoch: int) -> dict:
 
 class Log:
   """The run directory of one ``fit`` while it trains: restores the newest checkpoint on resume, keeps
-  the logs in step with it, writes config.json, each epoch's records and, at the end, summary.json."""
+  the logs in step with it, writes config.json, each epoch's records and, at the end, summary.json. With
+  several processes (``--distributed``) every one keeps the records, and process 0 alone writes them."""
 
   def __init__(self, workdir: Path, plan: str, checkpoints: runs.Checkpoints, edges: np.ndarray | None):
     self.workdir, self.plan, self.checkpoints, self.edges = workdir, plan, checkpoints, edges
+    self.writes = devices.primary()
     self.epoch, self.records, self.histograms = 0, [], {}
 
   def restore(self, state, data_key: jax.Array):
@@ -196,7 +198,9 @@ class Log:
     if latest is not None:
       saved = self.checkpoints.restore(latest, checkpoint(state, data_key, 0))
       state, data_key, self.epoch = saved["state"], saved["data_key"], int(saved["epoch"])
-    truncate_logs(self.workdir, self.epoch)
+    if self.writes:
+      truncate_logs(self.workdir, self.epoch)
+    devices.barrier("logs truncated")
     self.records = read_records(self.workdir) if self.epoch else []
     if [r["epoch"] for r in self.records] != list(range(1, self.epoch + 1)):
       raise runs.RunError(f"{self.workdir / METRICS} holds epochs {[r['epoch'] for r in self.records]}, but the "
@@ -219,13 +223,16 @@ class Log:
       first = runs.read_json(self.workdir / CONFIG)
       resumed = first.get("resumed", []) + [{"from_epoch": self.epoch, "environment": run_info.pop("environment")}]
       run_info = {**first, **run_info, "resumed": resumed}
-    runs.write_json(self.workdir / CONFIG, run_info)
+    if self.writes:
+      runs.write_json(self.workdir / CONFIG, run_info)
 
   def write_epoch(self, epoch: int, step: int, steps: dict, scores: dict) -> dict:
     """Append the epoch's metrics.jsonl line (returned) and its statistics and histograms, if logged."""
     record = epoch_record(epoch, step, steps, scores)
-    runs.append_jsonl(self.workdir / METRICS, record)
     self.records.append(record)
+    if not self.writes:
+      return record
+    runs.append_jsonl(self.workdir / METRICS, record)
     if "stats" in steps:
       first_step = step - len(steps["loss"])
       runs.extend_jsonl(self.workdir / STATS, stats_records(epoch, first_step, steps))
@@ -243,4 +250,5 @@ class Log:
     runs.write_npz(self.workdir / HISTOGRAMS, {**arrays, "edges": self.edges})
 
   def write_summary(self, summary: dict) -> None:
-    runs.write_json(self.workdir / SUMMARY, {**(self.records[-1] if self.records else {}), **summary})
+    if self.writes:
+      runs.write_json(self.workdir / SUMMARY, {**(self.records[-1] if self.records else {}), **summary})

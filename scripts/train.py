@@ -2,7 +2,8 @@
 """Train one model: flags → Config → lab10.train.fit.
 
 Exit status 0 done, 2 bad input (flags, data files, run directory), 3 divergence, 4 a file could not be written,
-130 / 143 interrupted by SIGINT / SIGTERM (lab10.cli). After 4, 130 and 143 the run continues with --resume.
+5 another process of a --distributed job failed, 130 / 143 interrupted by SIGINT / SIGTERM (lab10.cli). After 4,
+5, 130 and 143 the run continues with --resume.
 """
 
 import sys
@@ -12,12 +13,18 @@ from lab10 import cli
 if __name__ == "__main__":  # before the heavy imports: Ctrl-C while JAX loads is one line too
   cli.exit_on_signals("; continue with the same --workdir and --resume")
 
+import jax  # noqa: E402
+
 from lab10 import config, data, devices, divergence, runs, train  # noqa: E402
 
 
 def main(argv=None) -> int:
   args = devices.add_flags(config.parser(__doc__)).parse_args(argv)
-  devices.initialize_distributed(args.distributed)
+  try:
+    devices.initialize_distributed(args.distributed, args.coordinator, args.num_processes, args.process_id)
+  except ValueError as e:  # JAX's own message: "Number of processes must be defined.", a process_id out of range
+    print(f"error: --distributed: {e} (give --coordinator, --num_processes and --process_id)", file=sys.stderr)
+    return cli.BAD_INPUT
   try:
     train.fit(config.from_args(args))
   except (config.ConfigError, data.DataError, runs.RunError) as e:
@@ -26,7 +33,13 @@ def main(argv=None) -> int:
   except divergence.Diverged as e:
     print(f"error: {e}", file=sys.stderr)
     return cli.DIVERGED
-  except runs.WriteError as e:
+  except (runs.WriteError, jax.errors.JaxRuntimeError) as e:
+    if devices.peer_failed(e):
+      print(f"error: another process of the job failed or left ({str(e).splitlines()[0]}); the run stopped; "
+            "restart every process with the same --workdir and --resume", file=sys.stderr)
+      return cli.PEER_FAILED
+    if not isinstance(e, runs.WriteError):
+      raise
     print(f"error: {e}; the run stopped; once fixed, continue with the same --workdir and --resume", file=sys.stderr)
     return cli.WRITE_FAILED
   except KeyboardInterrupt:  # main() called from Python, without exit_on_signals

@@ -1,0 +1,94 @@
+"""scripts/train.py --distributed: two processes on this machine (one CPU device each, gloo collectives, the
+coordinator on 127.0.0.1) train one run together, exactly as one process on two devices does; a process that
+dies stops the other with one line."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+
+import pytest
+
+from conftest import ROOT
+
+FLAGS = ("--dataset", "synthetic", "--width", "32", "--batch_size", "50")
+
+
+def free_port() -> int:
+  with socket.socket() as s:
+    s.bind(("127.0.0.1", 0))
+    return s.getsockname()[1]
+
+
+def start(*flags: str, devices: int = 1) -> subprocess.Popen:
+  env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+  env.update(JAX_PLATFORMS="cpu", PYTHONPATH=str(ROOT))
+  if devices > 1:
+    env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
+  return subprocess.Popen([sys.executable, str(ROOT / "scripts" / "train.py"), *FLAGS, *flags], cwd=ROOT, env=env,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def start_job(workdir, epochs: int) -> list[subprocess.Popen]:
+  job = ("--workdir", str(workdir), "--epochs", str(epochs), "--distributed",
+         "--coordinator", f"127.0.0.1:{free_port()}", "--num_processes", "2")
+  return [start(*job, "--process_id", str(i)) for i in range(2)]
+
+
+def finish(process: subprocess.Popen, timeout: float = 240) -> tuple[int, str, str]:
+  try:
+    out, err = process.communicate(timeout=timeout)
+  except subprocess.TimeoutExpired:
+    process.kill()
+    pytest.fail(f"process did not end within {timeout} s:\n{process.communicate()[1]}")
+  return process.returncode, out, err
+
+
+def run_files(workdir) -> tuple[list[str], dict]:
+  return (workdir / "metrics.jsonl").read_text().splitlines(), json.loads((workdir / "summary.json").read_text())
+
+
+def test_two_processes_train_the_run_of_one_process_on_two_devices(tmp_path):
+  job = start_job(tmp_path / "two_processes", epochs=2)
+  results = [finish(p) for p in job]
+  for i, (status, out, err) in enumerate(results):
+    assert status == 0, f"process {i}: {err}"
+    assert "2 device(s)" in out, out
+  status, _, err = finish(start("--workdir", str(tmp_path / "two_devices"), "--epochs", "2", devices=2))
+  assert status == 0, err
+
+  metrics, summary = run_files(tmp_path / "two_processes")
+  one_metrics, one_summary = run_files(tmp_path / "two_devices")
+  assert len(metrics) == 2, "process 0 alone writes the logs: one line per epoch"
+  # The same global batches and the same all-reduce over two devices: every number is equal, bit for bit.
+  assert metrics == one_metrics
+  assert summary["params_sha256"] == one_summary["params_sha256"]
+  assert sorted(p.name for p in (tmp_path / "two_processes" / "checkpoints").iterdir()) == ["1", "2"]
+
+
+def test_a_process_that_dies_stops_the_other_with_one_line(tmp_path):
+  first, second = start_job(tmp_path / "run", epochs=1000)
+  for line in first.stdout:  # training has started: both processes are in the epoch's collectives
+    if line.startswith("epoch"):
+      break
+  second.send_signal(signal.SIGKILL)
+  status, _, err = finish(first, timeout=60)
+  second.wait()
+  assert status == 5, err
+  assert len(err.strip().splitlines()) == 1 and err.startswith("error: another process of the job failed"), err
+  assert "--resume" in err
+  # What it wrote stays: the first epoch's record (the run resumes from its checkpoint).
+  assert json.loads((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()[0])["epoch"] == 1
+
+
+@pytest.mark.parametrize("flags,message", [
+    (("--coordinator", "127.0.0.1:1"), "Number of processes must be defined"),
+    (("--coordinator", "127.0.0.1:1", "--num_processes", "2", "--process_id", "2"), "process_id < num_processes"),
+])
+def test_incomplete_distributed_flags_exit_2_with_one_line(flags, message):
+  import cli
+
+  status, err = cli.main("train", "--dataset", "synthetic", "--distributed", *flags)
+  assert status == 2 and len(err) == 1 and message in err[0] and "--num_processes" in err[0], err
