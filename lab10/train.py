@@ -113,17 +113,22 @@ def _logged_scan(plain: Callable, logged_step: Callable, state, order, x, y, log
 
 
 def loop(run_epoch: Callable, state, x: jax.Array, y: jax.Array, data_key: jax.Array, *, epochs: range,
-         steps_per_epoch: int, measure: Callable, chunk: int | None = None) -> Iterator[tuple]:
+         steps_per_epoch: int, measure: Callable, chunk: int | None = None,
+         precision: str = config_lib.Config.matmul_precision) -> Iterator[tuple]:
   """The training loop of ``fit``, ``lab10.sweep`` and the experiments: ``epochs`` of ``run_epoch``
   (``make_epoch``), whole or, with ``chunk``, in pieces of ``chunk`` steps. After each piece it yields
   ``(epoch, steps done in the epoch, state, per-step metrics, measure(state))``, the metrics and the
-  measurement as host values. Stop iterating to stop training."""
+  measurement as host values. Stop iterating to stop training.
+
+  ``run_epoch`` and ``measure`` run under ``jax.default_matmul_precision(precision)`` (``--matmul_precision``):
+  jit fixes a matmul's precision when it traces, at the first call, and traces again under another one."""
   pieces = ([(start, min(chunk, steps_per_epoch - start)) for start in range(0, steps_per_epoch, chunk)] if chunk
             else [(0, steps_per_epoch)])
   for epoch in epochs:
     for start, count in pieces:
-      state, steps = run_epoch(state, x, y, data_key, epoch, *((start, count) if chunk else ()))
-      steps, measured = jax.device_get((steps, measure(state)))  # the piece's one device→host sync
+      with jax.default_matmul_precision(precision):
+        state, steps = run_epoch(state, x, y, data_key, epoch, *((start, count) if chunk else ()))
+        steps, measured = jax.device_get((steps, measure(state)))  # the piece's one device→host sync
       yield epoch, start + count, state, steps, measured
 
 
@@ -210,7 +215,8 @@ def fit(config: config_lib.Config, dataset: data.Dataset | None = None, *, verbo
     start, start_step, t0 = time.perf_counter(), int(state.step), time.perf_counter()
     for epoch, _, state, steps, scores in loop(run_epoch, state, x, y, data_key, measure=measure,
                                                epochs=range(log.epoch + 1, config.epochs + 1),
-                                               steps_per_epoch=len(ds.train_y) // config.batch_size):
+                                               steps_per_epoch=len(ds.train_y) // config.batch_size,
+                                               precision=config.matmul_precision):
       record = log.write_epoch(epoch, int(state.step), steps, scores)
       if verbose:
         runs.progress(epoch, config.epochs, f"loss {record['train_loss']:.4f} test acc {record['test_accuracy']:.4f} "
