@@ -9,6 +9,7 @@ the same network, data order and dropout masks everywhere.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -21,7 +22,7 @@ import optax
 from flax import nnx
 
 from lab10 import config as config_lib
-from lab10 import data, devices, divergence, probes, runs, workdir
+from lab10 import data, devices, divergence, probes, runs, tensorboard, workdir
 from lab10 import step as step_lib
 
 EVAL_BATCH = 1000
@@ -34,6 +35,10 @@ class Setup(NamedTuple):
   state: step_lib.TrainState
   data_key: jax.Array      # folded with the epoch for its data order
   names: list[str]         # the hidden layers' names in order, then "head"
+
+
+# ``callback(record, stats)`` after each epoch: its metrics.jsonl line and its stats.jsonl lines (see ``fit``).
+Callback = Callable[[dict, list[dict]], None]
 
 
 class FitResult(NamedTuple):
@@ -176,9 +181,26 @@ def _make_run_epoch(config: config_lib.Config, s: Setup, edges: np.ndarray | Non
                     log_every=config.log_stats_every)
 
 
-def fit(config: config_lib.Config, dataset: data.Dataset | None = None, *, verbose: bool = True) -> FitResult:
+@contextlib.contextmanager
+def _loggers(config: config_lib.Config, path: Path, callbacks: Sequence[Callback]) -> Iterator[list[Callback]]:
+  """``callbacks``, then with --tensorboard the TensorBoard writer, closed when the context ends."""
+  if not config.tensorboard:
+    yield list(callbacks)
+    return
+  with tensorboard.Writer(path / workdir.TENSORBOARD, path / workdir.HISTOGRAMS) as writer:
+    yield [*callbacks, writer]
+
+
+def fit(config: config_lib.Config, dataset: data.Dataset | None = None, *, verbose: bool = True,
+        callbacks: Sequence[Callback] = ()) -> FitResult:
   """Train as ``config`` says in its run directory (``lab10.workdir``: config.json, metrics.jsonl, a checkpoint
   per epoch, summary.json at the end); return the directory and metrics.jsonl's records.
+
+  ``callbacks``: each is called once per epoch, after that epoch's records are written (a diverged epoch's
+  too), as ``callback(record, stats)``: ``record`` the epoch's metrics.jsonl line, ``stats`` its stats.jsonl
+  lines (empty without --log_stats_every); for other loggers, e.g. W&B's
+  ``lambda record, stats: wandb.log(record, step=record["step"])``. --tensorboard adds one
+  (``lab10.tensorboard.Writer``). A resumed run calls them for the epochs after its checkpoint only.
 
   Raises ``divergence.Diverged`` (after writing the epoch's metrics, without checkpointing it) if the loss or
   parameters become non-finite.
@@ -203,7 +225,8 @@ def fit(config: config_lib.Config, dataset: data.Dataset | None = None, *, verbo
   run_epoch, evaluate = _make_run_epoch(config, s, edges, mesh), make_evaluate(s.graphdef)
   eval_sets = devices.place(eval_arrays(ds), mesh)
   measure = lambda state: {k: evaluate(state.params, state.rest, *v) for k, v in eval_sets.items()}
-  with runs.Checkpoints(path / workdir.CHECKPOINTS, config.keep_checkpoints) as checkpoints:
+  with (runs.Checkpoints(path / workdir.CHECKPOINTS, config.keep_checkpoints) as checkpoints,
+        _loggers(config, path, callbacks) as callbacks):
     log = workdir.Log(path, plan, checkpoints, edges)
     state, data_key = log.restore(s.state, s.data_key)
     state, x, y = devices.place((state, ds.train_x, ds.train_y), mesh)
@@ -217,7 +240,9 @@ def fit(config: config_lib.Config, dataset: data.Dataset | None = None, *, verbo
                                                epochs=range(log.epoch + 1, config.epochs + 1),
                                                steps_per_epoch=len(ds.train_y) // config.batch_size,
                                                precision=config.matmul_precision):
-      record = log.write_epoch(epoch, int(state.step), steps, scores)
+      record, stats = log.write_epoch(epoch, int(state.step), steps, scores)
+      for callback in callbacks:
+        callback(record, stats)
       if verbose:
         runs.progress(epoch, config.epochs, f"loss {record['train_loss']:.4f} test acc {record['test_accuracy']:.4f} "
                                             f"({time.perf_counter() - t0:.1f}s)")
