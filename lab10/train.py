@@ -187,7 +187,7 @@ def _loggers(config: config_lib.Config, path: Path, callbacks: Sequence[Callback
   if not config.tensorboard:
     yield list(callbacks)
     return
-  with tensorboard.Writer(path / workdir.TENSORBOARD, path / workdir.HISTOGRAMS) as writer:
+  with tensorboard.Writer(path) as writer:
     yield [*callbacks, writer]
 
 
