@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import importlib.util
 import json
 import math
 import os
@@ -30,6 +31,7 @@ class ConfigError(ValueError):
 MODELS = ("mlp", "cnn")
 OPTIMIZERS = ("adam", "sgd", "momentum")
 INIT_MODES = ("fan_in", "fan_out", "fan_avg")
+MATMUL_PRECISIONS = ("highest", "high", "default")  # jax.default_matmul_precision's names
 
 
 def _field(default, help: str):
@@ -67,10 +69,16 @@ class Config:
   batch_size: int = _field(100, "examples per step; the remainder of each epoch's permutation is skipped")
   epochs: int = _field(15, "passes over the training set")
   seed: int = _field(0, "the one seed: init, data order and dropout keys derive from it")
+  # Exact by default: JAX's own default is TF32 on NVIDIA GPUs and one bfloat16 pass on TPUs (~1e-3 relative).
+  matmul_precision: str = _field("highest", "float32 matmuls and convolutions: highest (exact float32) | high "
+                                 "(TF32 on NVIDIA GPUs, 3 bfloat16 passes on TPUs) | default (the backend's "
+                                 "fastest: TF32 on NVIDIA GPUs, 1 bfloat16 pass on TPUs); CPUs are exact in all")
   # bookkeeping
   log_stats_every: int = _field(0, "append per-layer statistics of steps 0, N, 2N, ... of every epoch to stats.jsonl "
                                 "(0: off); each record's step is global, counted from the start of the run")
   log_histograms: bool = _field(False, "with --log_stats_every, also activation histograms to stats_histograms.npz")
+  tensorboard: bool = _field(False, "also write the metrics, statistics and histograms as TensorBoard events into "
+                             "<workdir>/tensorboard (needs tensorboardX: pip install 'lab10[tensorboard]')")
   workdir: str | None = _field(None, "run directory; default runs/<preset or model>-<timestamp>")
   preset: str | None = _field(None, "a seed lab's settings; explicit flags override them")
   resume: bool = _field(False, "continue the run in --workdir from its newest checkpoint, with that run's config")
@@ -91,7 +99,7 @@ class Config:
 # How and where a run is carried out, not what it computes: these may differ between a run
 # and its resumption, and are ignored when deciding whether a workdir holds "the same run".
 ACTIONS = ("resume", "overwrite")
-RUN_CONTROL = ("workdir", "data_dir", "keep_checkpoints", *ACTIONS)
+RUN_CONTROL = ("workdir", "data_dir", "keep_checkpoints", "tensorboard", *ACTIONS)
 
 
 # The seed labs ("Deep Learning Zero To All" Lab 10, cited in lab10/labs.py) at the TF1 budget: 15 epochs,
@@ -133,6 +141,7 @@ def validate(c: Config) -> Config:
   _choice("init_mode", c.init_mode, INIT_MODES)
   _choice("bias_init", c.bias_init, list(initializers.BIAS_INITIALIZERS))
   _choice("optimizer", c.optimizer, OPTIMIZERS)
+  _choice("matmul_precision", c.matmul_precision, MATMUL_PRECISIONS)
   _check("depth", c.depth, c.depth >= (1 if c.model == "cnn" else 0), ">= 0 (mlp) or >= 1 (cnn)")
   _check("width", ",".join(map(str, c.width)), len(c.width) > 0 and all(w > 0 for w in c.width),
          "positive integers")
@@ -156,6 +165,9 @@ def validate(c: Config) -> Config:
   _check("log_stats_every", c.log_stats_every, c.log_stats_every >= 0, "an integer >= 0 (0: off)")
   if c.log_histograms and not c.log_stats_every:
     raise ConfigError("--log_histograms needs --log_stats_every N > 0")
+  if c.tensorboard and importlib.util.find_spec("tensorboardX") is None:
+    raise ConfigError("--tensorboard needs tensorboardX, which is not installed; pip install 'lab10[tensorboard]' "
+                      "(or tensorboardX), or drop --tensorboard")
   _check("seed", c.seed, 0 <= c.seed < 2**32, "an integer in [0, 2^32)")
   _check("keep_checkpoints", c.keep_checkpoints, c.keep_checkpoints >= 1, "an integer >= 1")
   if c.resume and c.overwrite:

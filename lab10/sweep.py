@@ -138,7 +138,7 @@ def run(configs: Sequence[config_lib.Config], dataset: data.Dataset | None = Non
   epochs_bar = progress.bar(base.epochs, "epochs", "epoch", verbose=verbose)
   for epoch, _, states, steps, (scores, step) in train.loop(
       run_epoch, states, x, y, data_keys, epochs=range(1, base.epochs + 1),
-      steps_per_epoch=len(ds.train_y) // base.batch_size, measure=measure):
+      steps_per_epoch=len(ds.train_y) // base.batch_size, measure=measure, precision=base.matmul_precision):
     for i, c in enumerate(configs):
       pick = lambda tree: jax.tree.map(lambda a: a[i], tree)
       records[i] = workdir_lib.epoch_record(epoch, int(step[i]), pick(steps), pick(scores))
@@ -208,4 +208,7 @@ def from_args(args: argparse.Namespace) -> list[config_lib.Config]:
   base = config_lib.from_args(args)
   if base.resume:
     raise config_lib.ConfigError("--resume is for scripts/train.py: a sweep trains its models anew in --workdir")
+  if base.tensorboard:
+    raise config_lib.ConfigError("--tensorboard is for scripts/train.py; convert a sweep's model folders with "
+                                 "scripts/to_tensorboard.py")
   return grid(base, args.seeds or [base.seed], args.init_gains or (), args.lrs or ())

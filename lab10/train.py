@@ -9,6 +9,7 @@ the same network, data order and dropout masks everywhere.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -22,7 +23,7 @@ import optax
 from flax import nnx
 
 from lab10 import config as config_lib
-from lab10 import data, devices, divergence, probes, progress, runs, workdir
+from lab10 import data, devices, divergence, probes, progress, runs, tensorboard, workdir
 from lab10 import step as step_lib
 
 EVAL_BATCH = 1000
@@ -35,6 +36,10 @@ class Setup(NamedTuple):
   state: step_lib.TrainState
   data_key: jax.Array      # folded with the epoch for its data order
   names: list[str]         # the hidden layers' names in order, then "head"
+
+
+# ``callback(record, stats)`` after each epoch: its metrics.jsonl line and its stats.jsonl lines (see ``fit``).
+Callback = Callable[[dict, list[dict]], None]
 
 
 class FitResult(NamedTuple):
@@ -114,19 +119,24 @@ def _logged_scan(plain: Callable, logged_step: Callable, state, order, x, y, log
 
 
 def loop(run_epoch: Callable, state, x: jax.Array, y: jax.Array, data_key: jax.Array, *, epochs: range,
-         steps_per_epoch: int, measure: Callable, chunk: int | Callable[[int], int] | None = None) -> Iterator[tuple]:
+         steps_per_epoch: int, measure: Callable, chunk: int | Callable[[int], int] | None = None,
+         precision: str = config_lib.Config.matmul_precision) -> Iterator[tuple]:
   """The training loop of ``fit``, ``lab10.sweep`` and the experiments: ``epochs`` of ``run_epoch``
   (``make_epoch``), whole or, with ``chunk``, in pieces of ``chunk`` steps (a callable: ``chunk(start)`` is
   the length of the piece that starts at step ``start`` of the epoch, e.g. a ``Pace``). After each piece it
   yields ``(epoch, steps done in the epoch, state, per-step metrics, measure(state))``, the metrics and the
-  measurement as host values. Stop iterating to stop training."""
+  measurement as host values. Stop iterating to stop training.
+
+  ``run_epoch`` and ``measure`` run under ``jax.default_matmul_precision(precision)`` (``--matmul_precision``):
+  jit fixes a matmul's precision when it traces, at the first call, and traces again under another one."""
   for epoch in epochs:
     start = 0
     while start < steps_per_epoch:
       count = steps_per_epoch - start if chunk is None else min(chunk(start) if callable(chunk) else chunk,
                                                                 steps_per_epoch - start)
-      state, steps = run_epoch(state, x, y, data_key, epoch, *(() if chunk is None else (start, count)))
-      steps, measured = jax.device_get((steps, measure(state)))  # the piece's one device→host sync
+      with jax.default_matmul_precision(precision):
+        state, steps = run_epoch(state, x, y, data_key, epoch, *(() if chunk is None else (start, count)))
+        steps, measured = jax.device_get((steps, measure(state)))  # the piece's one device→host sync
       start += count
       yield epoch, start, state, steps, measured
 
@@ -216,9 +226,26 @@ def _make_run_epoch(config: config_lib.Config, s: Setup, edges: np.ndarray | Non
                     log_every=config.log_stats_every)
 
 
-def fit(config: config_lib.Config, dataset: data.Dataset | None = None, *, verbose: bool = True) -> FitResult:
+@contextlib.contextmanager
+def _loggers(config: config_lib.Config, path: Path, callbacks: Sequence[Callback]) -> Iterator[list[Callback]]:
+  """``callbacks``, then with --tensorboard the TensorBoard writer, closed when the context ends."""
+  if not config.tensorboard or not devices.primary():  # one process writes the events
+    yield list(callbacks)
+    return
+  with tensorboard.Writer(path) as writer:
+    yield [*callbacks, writer]
+
+
+def fit(config: config_lib.Config, dataset: data.Dataset | None = None, *, verbose: bool = True,
+        callbacks: Sequence[Callback] = ()) -> FitResult:
   """Train as ``config`` says in its run directory (``lab10.workdir``: config.json, metrics.jsonl, a checkpoint
   per epoch, summary.json at the end); return the directory and metrics.jsonl's records.
+
+  ``callbacks``: each is called once per epoch, after that epoch's records are written (a diverged epoch's
+  too), as ``callback(record, stats)``: ``record`` the epoch's metrics.jsonl line, ``stats`` its stats.jsonl
+  lines (empty without --log_stats_every); for other loggers, e.g. W&B's
+  ``lambda record, stats: wandb.log(record, step=record["step"])``. --tensorboard adds one
+  (``lab10.tensorboard.Writer``). A resumed run calls them for the epochs after its checkpoint only.
 
   Raises ``divergence.Diverged`` (after writing the epoch's metrics, without checkpointing it) if the loss or
   parameters become non-finite.
@@ -252,7 +279,8 @@ def fit(config: config_lib.Config, dataset: data.Dataset | None = None, *, verbo
   # Long epochs run in pieces of about a second (one host sync each) for the bar of steps; the records are
   # those of whole epochs (join_pieces).
   pace = Pace(steps_per_epoch, align=config.log_stats_every or 1)
-  with runs.Checkpoints(path / workdir.CHECKPOINTS, config.keep_checkpoints) as checkpoints:
+  with (runs.Checkpoints(path / workdir.CHECKPOINTS, config.keep_checkpoints) as checkpoints,
+        _loggers(config, path, callbacks) as callbacks):
     log = workdir.Log(path, plan, checkpoints, edges)
     state, data_key = log.restore(s.state, s.data_key)
     state, x, y = devices.place((state, ds.train_x, ds.train_y), mesh)
@@ -269,14 +297,18 @@ def fit(config: config_lib.Config, dataset: data.Dataset | None = None, *, verbo
     with epochs_bar, steps_bar:
       for epoch, done, state, piece, _ in loop(run_epoch, state, x, y, data_key, measure=lambda state: None,
                                                epochs=range(log.epoch + 1, config.epochs + 1),
-                                               steps_per_epoch=steps_per_epoch, chunk=pace):
+                                               steps_per_epoch=steps_per_epoch, chunk=pace,
+                                               precision=config.matmul_precision):
         pieces.append(piece)
         steps_bar.update(done - steps_bar.n)
         if done < steps_per_epoch:
           continue
         steps, pieces = join_pieces(pieces), []
-        scores = jax.device_get(scores_of(state))  # the epoch's evaluation: a host sync
-        record = log.write_epoch(epoch, int(state.step), steps, scores)
+        with jax.default_matmul_precision(config.matmul_precision):
+          scores = jax.device_get(scores_of(state))  # the epoch's evaluation: a host sync
+        record, stats = log.write_epoch(epoch, int(state.step), steps, scores)
+        for callback in callbacks:
+          callback(record, stats)
         epochs_bar.set_postfix(loss=f"{record['train_loss']:.4f}", test_acc=f"{record['test_accuracy']:.4f}")
         epochs_bar.update()
         steps_bar.reset()

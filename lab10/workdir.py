@@ -7,6 +7,7 @@ Layout::
   stats.jsonl                 per-layer statistics of the logged steps   ┘ epoch on resume
   stats_histograms.npz        activation histograms of the logged steps (--log_histograms)
   checkpoints/<epoch>/        orbax checkpoints of the newest --keep_checkpoints epochs
+  tensorboard/                TensorBoard event files of the above (--tensorboard; lab10.tensorboard)
   summary.json                written last: its presence means the run finished
 
 ``step`` in metrics.jsonl and stats.jsonl is global: the number of training steps taken before (stats) or
@@ -31,9 +32,9 @@ from lab10 import data, devices, runs
 
 CONFIG, METRICS, STATS, HISTOGRAMS, SUMMARY = (
     "config.json", "metrics.jsonl", "stats.jsonl", "stats_histograms.npz", "summary.json")
-CHECKPOINTS = "checkpoints"
+CHECKPOINTS, TENSORBOARD = "checkpoints", "tensorboard"
 LOGS = (METRICS, STATS)
-RUN_FILES = (CONFIG, *LOGS, HISTOGRAMS, CHECKPOINTS, SUMMARY)
+RUN_FILES = (CONFIG, *LOGS, HISTOGRAMS, CHECKPOINTS, TENSORBOARD, SUMMARY)
 
 
 def default(name: str) -> Path:
@@ -226,19 +227,22 @@ class Log:
     if self.writes:
       runs.write_json(self.workdir / CONFIG, run_info)
 
-  def write_epoch(self, epoch: int, step: int, steps: dict, scores: dict) -> dict:
-    """Append the epoch's metrics.jsonl line (returned) and its statistics and histograms, if logged."""
-    record = epoch_record(epoch, step, steps, scores)
+  def write_epoch(self, epoch: int, step: int, steps: dict, scores: dict) -> tuple[dict, list[dict]]:
+    """Append the epoch's metrics.jsonl line and its statistics and histograms, if logged; return the
+    metrics.jsonl record and the epoch's stats.jsonl records (none without --log_stats_every)."""
+    record, stats = epoch_record(epoch, step, steps, scores), []
     self.records.append(record)
-    if not self.writes:
-      return record
-    runs.append_jsonl(self.workdir / METRICS, record)
+    first_step = step - len(steps["loss"])
     if "stats" in steps:
-      first_step = step - len(steps["loss"])
-      runs.extend_jsonl(self.workdir / STATS, stats_records(epoch, first_step, steps))
+      stats = stats_records(epoch, first_step, steps)
+    if not self.writes:
+      return record, stats
+    runs.append_jsonl(self.workdir / METRICS, record)
+    if stats:
+      runs.extend_jsonl(self.workdir / STATS, stats)
     if "histograms" in steps:
       self._write_histograms(epoch, first_step + steps["logged_index"], steps["histograms"])
-    return record
+    return record, stats
 
   def _write_histograms(self, epoch: int, logged_steps: np.ndarray, counts: dict[str, np.ndarray]) -> None:
     """Rewrite stats_histograms.npz with every logged step so far."""

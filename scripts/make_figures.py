@@ -18,11 +18,12 @@ import sys
 import time
 from pathlib import Path
 
+import jax
 import matplotlib
 
 matplotlib.use("Agg")  # figures are files here: no window, whatever the machine offers
 
-from lab10 import experiments, plotting, progress, runs  # noqa: E402
+from lab10 import config, experiments, plotting, progress, runs  # noqa: E402
 
 # name → (experiment, drawing, the paper figure or claim it mirrors)
 FIGURES = {
@@ -127,7 +128,8 @@ def _make(name: str, args: argparse.Namespace, argv: list[str]) -> None:
     kwargs["labs_json"] = str(out / "labs.json")
   start = time.perf_counter()
   try:
-    result = experiment(**kwargs)
+    with jax.default_matmul_precision(config.Config.matmul_precision):  # exact float32 on every backend
+      result = experiment(**kwargs)
   except experiments.Skipped as e:
     print(f"{name}: skipped: {e}", flush=True)
     return

@@ -12,6 +12,7 @@ import csv
 import sys
 from pathlib import Path
 
+import jax
 import numpy as np
 
 from lab10 import config, data, experiments, runs  # noqa: E402
@@ -74,8 +75,9 @@ def main(argv=None) -> int:
   rng = np.random.default_rng(0)  # the fixed batch
   idx = rng.choice(len(ds.train_y), args.batch, replace=False)
   batch = {"x": ds.train_x[idx], "y": ds.train_y[idx]}
-  per_seed = experiments.probe_grid(args.activations, args.inits, args.depths, args.widths, batch, seeds=args.seeds,
-                                    verbose=True)
+  with jax.default_matmul_precision(config.Config.matmul_precision):  # exact float32 on every backend
+    per_seed = experiments.probe_grid(args.activations, args.inits, args.depths, args.widths, batch,
+                                      seeds=args.seeds, verbose=True)
   rows = experiments.seed_means(per_seed)
   with open(out, "w", newline="") as f:
     # Unbounded activations have no "saturated" column: the union of keys, first-seen order.

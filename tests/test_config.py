@@ -1,6 +1,8 @@
 """lab10.config: presets, flags → Config, resumption's rules, names → callables. (Bad values: one table per
 script, tests/test_script_*.py.)"""
 
+import dataclasses
+import importlib.util
 import json
 
 import jax
@@ -85,3 +87,29 @@ def test_resume_flags_take_the_runs_own_config(tmp_path):
   (tmp_path / "config.json").write_text('{"config": {"lr": 1}}')
   with pytest.raises(C.ConfigError, match=r"config.json cannot be read as a lab10 run config \(KeyError: 'width'\)"):
     parse()
+
+
+def test_matmul_precision_is_exact_by_default_and_part_of_what_a_run_computes(tmp_path):
+  assert C.Config().matmul_precision == "highest"
+  run = C.with_preset(None, dataset="synthetic", workdir=str(tmp_path))
+  assert C.differences(dataclasses.replace(run, matmul_precision="default"), run) == [
+      "--matmul_precision default (run: highest)"]
+  # A run recorded before the field existed loads with the default.
+  old = {k: v for k, v in run.to_json().items() if k not in ("matmul_precision", "tensorboard")}
+  (tmp_path / "config.json").write_text(json.dumps({"config": old}))
+  assert C.load_json(tmp_path / "config.json") == run
+
+  def parse(*flags):
+    return C.from_args(C.parser("t").parse_args([*flags, "--workdir", str(tmp_path), "--resume"]))
+
+  with pytest.raises(C.ConfigError, match=r"--matmul_precision high \(run: highest\)"):
+    parse("--matmul_precision", "high")
+  assert parse("--tensorboard").tensorboard  # logging is how a run is carried out, not what it computes
+
+
+def test_tensorboard_without_tensorboardx_is_a_one_line_error(monkeypatch):
+  find_spec = importlib.util.find_spec
+  monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "tensorboardX" else find_spec(name, *a))
+  with pytest.raises(C.ConfigError, match=r"^--tensorboard needs tensorboardX, which is not installed; pip install "):
+    C.with_preset(None, tensorboard=True)
+  assert not C.with_preset(None).tensorboard

@@ -1,6 +1,5 @@
 """The README's commands are the ones CI runs, and everything it names exists."""
 
-import argparse
 import dataclasses
 import re
 

@@ -32,6 +32,7 @@ BAD_INPUTS = [
     (["--workdir", "{tmp}/file"], "--workdir {tmp}/file/seed0_gain1_lr0.001 cannot be created (Not a directory)"),
     (["--seeds", "5:2"], "argument --seeds: '5:2' is empty"),
     (["--resume"], "--resume is for scripts/train.py"),
+    (["--tensorboard"], "--tensorboard is for scripts/train.py; convert a sweep's model folders with "),
 ]
 
 

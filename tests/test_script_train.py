@@ -46,6 +46,7 @@ BAD_INPUTS = [
     (["--init_mode", "fan_max"], "--init_mode 'fan_max' is not valid; choose from: fan_in, fan_out, fan_avg"),
     (["--bias_init", "ones"], "--bias_init 'ones' is not valid; choose from: zeros, normal"),
     (["--optimizer", "rmsprop"], "--optimizer 'rmsprop' is not valid; choose from: adam, sgd, momentum"),
+    (["--matmul_precision", "tf32"], "--matmul_precision 'tf32' is not valid; choose from: highest, high, default"),
     # numbers out of range
     (["--depth", "-1"], "--depth -1 is out of range; expected >= 0 (mlp) or >= 1 (cnn)"),
     (["--model", "cnn", "--depth", "0"], "--depth 0 is out of range"),

@@ -258,6 +258,45 @@ def test_fit_writes_run_files_returns_its_records_and_is_deterministic(small_syn
   assert again.records == records and (a.workdir / "summary.json").read_text() == summary
 
 
+@pytest.mark.parametrize("precision,hlo", [(None, "HIGHEST"), ("high", "HIGH"), ("default", "DEFAULT")])
+def test_fit_compiles_every_matmul_at_the_configs_precision(precision, hlo, small_synthetic, tmp_path, monkeypatch):
+  lowered = []
+  make_epoch = train.make_epoch
+
+  def spied(*args, **kwargs):  # the epoch fit compiles, lowered again with the arguments of its first call
+    run_epoch = make_epoch(*args, **kwargs)
+
+    def run(*a):
+      lowered.append(run_epoch.lower(*a).as_text())
+      return run_epoch(*a)
+    return run
+
+  monkeypatch.setattr(train, "make_epoch", spied)
+  c = C.with_preset(None, dataset="synthetic", depth=2, width=(16,), epochs=1, workdir=str(tmp_path),
+                    **({"matmul_precision": precision} if precision else {}))
+  train.fit(c, small_synthetic, verbose=False)
+  # Forward and backward of 3 dense layers: 3 + 5 (no ∂L/∂x).
+  precisions = re.findall(r"stablehlo\.dot_general .*precision = \[(\w+), (\w+)\]", lowered[0])
+  assert len(precisions) >= 8 and set(precisions) == {(hlo, hlo)}, precisions
+
+
+def test_callbacks_receive_each_epochs_records_once_written(tmp_path):
+  calls = []
+
+  def callback(record, stats):  # what the files hold when it is called
+    written = runs.read_jsonl(tmp_path / "metrics.jsonl")
+    calls.append((record, stats, written[-1], [s for s in runs.read_jsonl(tmp_path / "stats.jsonl")
+                                                if s["epoch"] == record["epoch"]]))
+
+  c = C.with_preset(None, dataset="synthetic", depth=1, width=(8,), epochs=2, batch_size=100, log_stats_every=2,
+                    workdir=str(tmp_path))
+  result = train.fit(c, data.synthetic(sizes=(500, 100)), verbose=False, callbacks=[callback])
+  assert [record for record, *_ in calls] == result.records == runs.read_jsonl(tmp_path / "metrics.jsonl")
+  for record, stats, last_written, stats_written in calls:
+    assert record == last_written and stats == stats_written and [s["step"] for s in stats] == [
+        record["step"] - 5, record["step"] - 3, record["step"] - 1]  # 5 steps an epoch, logged at 0, 2, 4
+
+
 def test_cnn_trains_on_mnist_subset(mnist, tmp_path):
   subset = dataclasses.replace(mnist, train_x=mnist.train_x[:3000], train_y=mnist.train_y[:3000],
                                test_x=mnist.test_x[:1000], test_y=mnist.test_y[:1000])

@@ -224,7 +224,7 @@ def test_log_writes_a_new_run_and_resumes_it_in_step_with_its_checkpoint(tmp_pat
     assert [r["epoch"] for r in log.records] == [1, 2]  # epoch 3's lines are cut: it is trained again
     assert [r["epoch"] for r in runs.read_jsonl(tmp_path / workdir.STATS)] == [1, 1, 2, 2]
     log.write_config({"config": {"lr": 1}, "environment": {"host": "second"}})
-    record = log.write_epoch(3, 12, _epoch_steps(3.0), SCORES)
+    record, stats = log.write_epoch(3, 12, _epoch_steps(3.0), SCORES)
     log.write_summary({"wall_time_s": 1.5})
   config = json.loads((tmp_path / workdir.CONFIG).read_text())
   assert config["environment"] == {"host": "first"}
@@ -232,6 +232,7 @@ def test_log_writes_a_new_run_and_resumes_it_in_step_with_its_checkpoint(tmp_pat
   assert record == {"epoch": 3, "step": 12, "train_loss": 1.25, "train_accuracy": 0.5, "test_loss": 1.0,
                     "test_accuracy": 0.25}
   assert [r["epoch"] for r in runs.read_jsonl(tmp_path / workdir.METRICS)] == [1, 2, 3]
+  assert stats == [r for r in runs.read_jsonl(tmp_path / workdir.STATS) if r["epoch"] == 3] and len(stats) == 2
   with np.load(tmp_path / workdir.HISTOGRAMS) as saved:
     assert saved["step"].tolist() == [0, 2, 4, 6, 8, 10] and saved["epoch"].tolist() == [1, 1, 2, 2, 3, 3]
   assert json.loads((tmp_path / workdir.SUMMARY).read_text()) == {**record, "wall_time_s": 1.5}

@@ -100,7 +100,8 @@ def _train_probed(c: config_lib.Config, ds: data.Dataset, *, steps: int, every: 
   for _, _, state, metrics, probed in train.loop(run_epoch, s.state, x, y, s.data_key,
                                                  chunk=math.gcd(every, steps_per_epoch),
                                                  epochs=range(1, -(-steps // steps_per_epoch) + 1),
-                                                 steps_per_epoch=steps_per_epoch, measure=run_probe):
+                                                 steps_per_epoch=steps_per_epoch, measure=run_probe,
+                                                 precision=c.matmul_precision):
     done += len(metrics["loss"])
     losses.append(metrics["loss"])
     accuracies.append(metrics["accuracy"])

@@ -1,0 +1,143 @@
+"""TensorBoard event files from a run's records: live, as a ``fit`` callback (``--tensorboard``), or afterwards
+from a run directory's files (``convert``, scripts/to_tensorboard.py). Written with tensorboardX, imported only
+when a writer opens (TensorFlow is no dependency of lab10).
+
+What becomes what, each at its record's global ``step`` (lab10.workdir):
+
+* metrics.jsonl: every number but ``step`` as scalar ``metrics/<key>`` (``metrics/test_accuracy``);
+* stats.jsonl: every number but ``step`` as a scalar under its own key (``forward/dense_0/act_var``, ``loss``);
+* stats_histograms.npz: each layer's activation counts as histogram ``activations/<layer>`` in the file's fixed
+  bins (values beyond the edges were counted in the end bins; sum and sum of squares are from bin centres).
+
+Scalars are float32 in TensorBoard, exactly the float32 values lab10 measured. The events are derived from the
+logs: a resumed run rewrites them from its logs, cut back to its checkpoint (``Writer``), so TensorBoard shows
+each logged step once, never the epochs an earlier process logged but did not checkpoint.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+
+from lab10 import config as config_lib
+from lab10 import runs, workdir
+
+METRICS_PREFIX, HISTOGRAM_PREFIX = "metrics/", "activations/"
+EVENT_FILES = "events.out.tfevents.*"
+
+
+def _number(value) -> float | None:
+  """A logged number as a float (None in JSONL, JSON's NaN, comes back as NaN); None for anything else."""
+  if value is None:
+    return math.nan
+  return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def scalars(record: dict, prefix: str = "") -> Iterable[tuple[str, float]]:
+  """``(tag, value)`` for every number of ``record`` but its ``step``."""
+  for key, value in record.items():
+    if key != "step" and (number := _number(value)) is not None:
+      yield prefix + key, number
+
+
+def histograms(path: Path, epoch: int | None = None) -> Iterable[tuple[str, int, np.ndarray, np.ndarray]]:
+  """``(tag, step, edges, counts)`` of every logged step in stats_histograms.npz (of ``epoch`` only, if given)."""
+  if not path.exists():
+    return
+  with np.load(path) as saved:
+    edges, steps, epochs = saved["edges"], saved["step"], saved["epoch"]
+    layers = {k: saved[k] for k in saved.files if k not in ("edges", "step", "epoch")}
+  for i, step in enumerate(steps):
+    if epoch is None or epochs[i] == epoch:
+      for layer, counts in layers.items():
+        yield HISTOGRAM_PREFIX + layer, int(step), edges, counts[i]
+
+
+def _summary_writer(folder: Path):
+  """A tensorboardX SummaryWriter into ``folder``, emptied of event files first."""
+  try:
+    from tensorboardX import SummaryWriter  # lazy: only --tensorboard and scripts/to_tensorboard.py need it
+  except ImportError:
+    raise config_lib.ConfigError("TensorBoard events need tensorboardX, which is not installed; pip install "
+                                 "'lab10[tensorboard]' (or tensorboardX)") from None
+  for old in folder.glob(EVENT_FILES):
+    old.unlink()
+  return SummaryWriter(str(folder))
+
+
+def logged(run_dir: Path) -> list[tuple[dict, list[dict]]]:
+  """``(record, stats)`` of every epoch in ``run_dir``'s metrics.jsonl and stats.jsonl, as ``fit`` passes them
+  to its callbacks."""
+  stats_path, by_epoch = run_dir / workdir.STATS, {}
+  for s in runs.read_jsonl(stats_path) if stats_path.exists() else []:
+    by_epoch.setdefault(s["epoch"], []).append(s)
+  return [(record, by_epoch.get(record["epoch"], [])) for record in workdir.read_records(run_dir)]
+
+
+class Writer:
+  """A ``fit`` callback writing each epoch's records of the run in ``run_dir`` as events into ``folder``
+  (default ``run_dir/tensorboard``), with the epoch's activation histograms from its stats_histograms.npz.
+
+  The first call starts the folder afresh from the run's logs: it deletes the folder's event files and writes
+  the epochs before its own from metrics.jsonl, stats.jsonl and stats_histograms.npz. A resumed run's logs are
+  cut back to its checkpoint, so its events hold every logged step once, as the logs do. Flushed every epoch."""
+
+  def __init__(self, run_dir: Path, folder: Path | None = None):
+    self._run_dir = Path(run_dir)
+    self._folder = Path(folder) if folder is not None else self._run_dir / workdir.TENSORBOARD
+    self._writer = None
+
+  def __call__(self, record: dict, stats: list[dict]) -> None:
+    if self._writer is None:
+      self._writer = _summary_writer(self._folder)
+      for earlier, earlier_stats in logged(self._run_dir):
+        if earlier["epoch"] < record["epoch"]:
+          self._write(earlier, earlier_stats)
+    self._write(record, stats)
+    self._writer.flush()  # an epoch's events are on disk before the next epoch starts
+
+  def _write(self, record: dict, stats: list[dict]) -> None:
+    for tag, value in scalars(record, METRICS_PREFIX):
+      self._writer.add_scalar(tag, value, record["step"])
+    for s in stats:
+      for tag, value in scalars(s):
+        self._writer.add_scalar(tag, value, s["step"])
+    for tag, step, edges, counts in histograms(self._run_dir / workdir.HISTOGRAMS, record["epoch"]):
+      centres = (edges[:-1] + edges[1:]) / 2
+      # TensorBoard reads bucket i as (limit[i-1], limit[i]] with min and max as the outer edges.
+      self._writer.add_histogram_raw(tag, min=float(edges[0]), max=float(edges[-1]), num=int(counts.sum()),
+                                     sum=float(counts @ centres), sum_squares=float(counts @ centres**2),
+                                     bucket_limits=edges[1:].tolist(), bucket_counts=counts.tolist(),
+                                     global_step=step)
+
+  def close(self) -> None:
+    if self._writer is not None:
+      self._writer.close()
+
+  def __enter__(self):
+    return self
+
+  def __exit__(self, *exc):
+    self.close()
+
+
+def convert(run_dir: Path, out: Path | None = None) -> Path:
+  """Event files in ``out`` (default ``run_dir/tensorboard``) from the run directory's metrics.jsonl,
+  stats.jsonl and stats_histograms.npz, as ``--tensorboard`` would have written them; returns ``out``.
+  RunError for a folder that is no run directory, ConfigError if ``out`` already holds event files."""
+  run_dir = Path(run_dir)
+  out = Path(out) if out is not None else run_dir / workdir.TENSORBOARD
+  if not run_dir.is_dir():
+    raise runs.RunError(f"{run_dir} does not exist or is not a folder; expected a lab10 run directory")
+  if not (run_dir / workdir.METRICS).exists():
+    raise runs.RunError(f"{run_dir} holds no {workdir.METRICS}: not a lab10 run directory (or no epoch has ended)")
+  if out.is_dir() and any(out.glob(EVENT_FILES)):
+    raise config_lib.ConfigError(f"{out} already holds TensorBoard event files (from --tensorboard or an earlier "
+                                 "conversion); delete them, or pass another --out")
+  with Writer(run_dir, out) as write:
+    for record, stats in logged(run_dir):
+      write(record, stats)
+  return out

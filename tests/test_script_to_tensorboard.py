@@ -1,0 +1,60 @@
+"""scripts/to_tensorboard.py as a user runs it: every bad input exits 2 with one line; a run directory's logs
+become events holding every number of metrics.jsonl and stats.jsonl at its step."""
+
+import contextlib
+import io
+
+import pytest
+
+import cli
+import tb_events
+from lab10 import config, data, runs, train, workdir
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+  path = tmp_path_factory.mktemp("to_tensorboard") / "run"
+  c = config.with_preset(None, dataset="synthetic", depth=1, width=(8,), epochs=2, log_stats_every=2,
+                         workdir=str(path))
+  train.fit(c, data.synthetic(sizes=(500, 100)), verbose=False)
+  return path
+
+
+def test_help_shows_the_default_output_folder():
+  out = io.StringIO()
+  with contextlib.redirect_stdout(out), pytest.raises(SystemExit) as exit_:
+    cli.load("to_tensorboard").main(["--help"])
+  assert exit_.value.code == 0 and "RUN_DIR" in out.getvalue() and "(default: RUN_DIR/tensorboard)" in out.getvalue()
+
+
+def test_converts_a_run_directory(run_dir):
+  status, lines = cli.main("to_tensorboard", str(run_dir))
+  assert status == 0 and lines == []
+  scalars, histograms = tb_events.read(run_dir / workdir.TENSORBOARD)
+  expected = tb_events.expected_scalars(runs.read_jsonl(run_dir / workdir.METRICS),
+                                        runs.read_jsonl(run_dir / workdir.STATS))
+  assert {tag: sorted(v) for tag, v in scalars.items()} == expected and histograms == {}
+  assert expected["metrics/epoch"] == [(5, 1.0), (10, 2.0)] and len(expected["forward/dense_0/act_var"]) == 6
+
+
+# Each row: arguments (``{tmp}``: the test's folder, ``{run}``: a run directory that holds event files), and
+# what the one stderr line says.
+BAD_INPUTS = [
+    ([], "the following arguments are required: RUN_DIR"),
+    (["{tmp}/missing"], "error: {tmp}/missing does not exist or is not a folder; expected a lab10 run directory"),
+    (["{tmp}"], "error: {tmp} holds no metrics.jsonl: not a lab10 run directory"),
+    (["{run}"], "error: {run}/tensorboard already holds TensorBoard event files"),
+    (["{run}", "--out", "{run}/tensorboard"], "already holds TensorBoard event files"),
+    (["{run}", "--bogus"], "unrecognized arguments: --bogus"),
+]
+
+
+@pytest.mark.parametrize("args,message", BAD_INPUTS, ids=[" ".join(args) for args, _ in BAD_INPUTS])
+def test_bad_input_exits_2_with_one_line_naming_it(args, message, run_dir, tmp_path):
+  run = tmp_path / "run"
+  (run / workdir.TENSORBOARD).mkdir(parents=True)
+  (run / workdir.METRICS).write_text(run_dir.joinpath(workdir.METRICS).read_text())
+  (run / workdir.TENSORBOARD / "events.out.tfevents.1.host").write_bytes(b"")
+  args = [a.format(tmp=tmp_path, run=run) for a in args]
+  status, lines = cli.main("to_tensorboard", *args)
+  assert status == 2 and len(lines) == 1 and message.format(tmp=tmp_path, run=run) in lines[0], lines
