@@ -49,3 +49,34 @@ class Lines:
               f"{took:.1f}s, elapsed {tqdm.format_interval(elapsed)}, left {tqdm.format_interval(left)}"]
     tqdm.write(" | ".join(fields), file=sys.stdout)  # clears and redraws any bar on the terminal
     sys.stdout.flush()
+
+
+class Epochs:
+  """A training run's progress: a bar of epochs (with ``postfix``), with ``steps_per_epoch`` a transient bar of
+  the steps inside each epoch, and one ``Lines`` line per finished epoch. A context manager: closes the bars."""
+
+  def __init__(self, epochs: int, *, steps_per_epoch: int | None = None, initial: int = 0, verbose: bool = True):
+    self.lines = Lines("epoch", epochs, initial=initial, verbose=verbose)
+    self.epochs = bar(epochs, "epochs", "epoch", initial=initial, verbose=verbose)
+    self.steps = bar(steps_per_epoch, "steps", "step", verbose=verbose, leave=False) if steps_per_epoch else None
+
+  def step(self, done: int) -> None:
+    """``done`` steps of the current epoch have run."""
+    if self.steps is not None:
+      self.steps.update(done - self.steps.n)
+
+  def done(self, epoch: int, text: str, **postfix) -> None:
+    """Epoch ``epoch`` (1-based) is finished: ``text`` in its line, ``postfix`` beside the bar."""
+    self.epochs.set_postfix(**postfix)
+    self.epochs.update()
+    if self.steps is not None:
+      self.steps.reset()
+    self.lines.done(epoch, text)
+
+  def __enter__(self):
+    return self
+
+  def __exit__(self, *exc):
+    for b in (self.epochs, self.steps):
+      if b is not None:
+        b.close()

@@ -134,25 +134,22 @@ def run(configs: Sequence[config_lib.Config], dataset: data.Dataset | None = Non
   diverged = [None] * m
   records = [{}] * m
   start = time.perf_counter()
-  lines = progress.Lines("epoch", base.epochs, verbose=verbose)
-  epochs_bar = progress.bar(base.epochs, "epochs", "epoch", verbose=verbose)
-  for epoch, _, states, steps, (scores, step) in train.loop(
-      run_epoch, states, x, y, data_keys, epochs=range(1, base.epochs + 1),
-      steps_per_epoch=len(ds.train_y) // base.batch_size, measure=measure, precision=base.matmul_precision):
-    for i, c in enumerate(configs):
-      pick = lambda tree: jax.tree.map(lambda a: a[i], tree)
-      records[i] = workdir_lib.epoch_record(epoch, int(step[i]), pick(steps), pick(scores))
-      if diverged[i] is None:
-        runs.append_jsonl(Path(c.workdir) / workdir_lib.METRICS, records[i])
-        if not (np.all(np.isfinite(steps["loss"][i])) and steps["params_finite"][i]):
-          diverged[i] = epoch
-    losses = np.array([r["train_loss"] for r in records], dtype=float)
-    median = np.nanmedian(losses) if np.isfinite(losses).any() else np.nan
-    n_diverged = sum(d is not None for d in diverged)
-    epochs_bar.set_postfix(median_loss=f"{median:.4f}", diverged=n_diverged)
-    epochs_bar.update()
-    lines.done(epoch, f"{m} models: train loss median {median:.4f}, {n_diverged} diverged")
-  epochs_bar.close()
+  with progress.Epochs(base.epochs, verbose=verbose) as shown:
+    for epoch, _, states, steps, (scores, step) in train.loop(
+        run_epoch, states, x, y, data_keys, epochs=range(1, base.epochs + 1),
+        steps_per_epoch=len(ds.train_y) // base.batch_size, measure=measure, precision=base.matmul_precision):
+      for i, c in enumerate(configs):
+        pick = lambda tree: jax.tree.map(lambda a: a[i], tree)
+        records[i] = workdir_lib.epoch_record(epoch, int(step[i]), pick(steps), pick(scores))
+        if diverged[i] is None:
+          runs.append_jsonl(Path(c.workdir) / workdir_lib.METRICS, records[i])
+          if not (np.all(np.isfinite(steps["loss"][i])) and steps["params_finite"][i]):
+            diverged[i] = epoch
+      losses = np.array([r["train_loss"] for r in records], dtype=float)
+      median = np.nanmedian(losses) if np.isfinite(losses).any() else np.nan
+      n_diverged = sum(d is not None for d in diverged)
+      shown.done(epoch, f"{m} models: train loss median {median:.4f}, {n_diverged} diverged",
+                 median_loss=f"{median:.4f}", diverged=n_diverged)
 
   wall = time.perf_counter() - start
   rows = []

@@ -174,6 +174,19 @@ class Pace:
 _LAST_PIECE = ("final_params_finite", "params_finite")
 
 
+def whole_epochs(pieces: Iterator[tuple], steps_per_epoch: int,
+                 on_piece: Callable[[int], None] = lambda done: None) -> Iterator[tuple]:
+  """``(epoch, state, per-step metrics)`` once per epoch from ``loop``'s pieces, joined (``join_pieces``);
+  ``on_piece(steps done in the epoch)`` after each piece."""
+  joined = []
+  for epoch, done, state, piece, _ in pieces:
+    joined.append(piece)
+    on_piece(done)
+    if done == steps_per_epoch:
+      yield epoch, state, join_pieces(joined)
+      joined = []
+
+
 def join_pieces(pieces: Sequence[dict]) -> dict:
   """An epoch's per-step metrics from those of its pieces (host values, in order), as one whole-epoch call
   returns them: per-step and per-logged-step arrays concatenated, the parameter checks of the last piece."""
@@ -236,6 +249,15 @@ def _loggers(config: config_lib.Config, path: Path, callbacks: Sequence[Callback
     yield [*callbacks, writer]
 
 
+def _checked_data(config: config_lib.Config, dataset: data.Dataset | None) -> data.Dataset:
+  """The training data, once every input that depends on them is checked (ConfigError / DataError)."""
+  config_lib.check_data_dir(config)
+  ds = dataset or data.load(config.dataset, config.data_dir, val_size=config.val_size)
+  config_lib.check_batch_size(config, len(ds.train_y), ds.name)
+  config_lib.check_model_size(config, ds.input_shape, ds.num_classes)
+  return ds
+
+
 def fit(config: config_lib.Config, dataset: data.Dataset | None = None, *, verbose: bool = True,
         callbacks: Sequence[Callback] = ()) -> FitResult:
   """Train as ``config`` says in its run directory (``lab10.workdir``: config.json, metrics.jsonl, a checkpoint
@@ -260,10 +282,7 @@ def fit(config: config_lib.Config, dataset: data.Dataset | None = None, *, verbo
       print(f"{path} holds a finished run of {config.epochs} epochs: nothing to resume (pass a larger "
             "--epochs to train it further, or --overwrite to train it again)", flush=True)
     return FitResult(path, workdir.read_records(path))
-  config_lib.check_data_dir(config)
-  ds = dataset or data.load(config.dataset, config.data_dir, val_size=config.val_size)
-  config_lib.check_batch_size(config, len(ds.train_y), ds.name)
-  config_lib.check_model_size(config, ds.input_shape, ds.num_classes)
+  ds = _checked_data(config, dataset)
   if devices.primary():
     workdir.prepare(path, plan)  # every input is checked: from here on, work and writes
   devices.barrier("prepared")  # every process planned before process 0 writes
@@ -274,11 +293,15 @@ def fit(config: config_lib.Config, dataset: data.Dataset | None = None, *, verbo
   edges = probes.histogram_edges(config_lib.activation_bounds(config)) if config.log_histograms else None
   run_epoch, evaluate = _make_run_epoch(config, s, edges, mesh), make_evaluate(s.graphdef)
   eval_sets = devices.place(eval_arrays(ds), mesh)
-  scores_of = lambda state: {k: evaluate(state.params, state.rest, *v) for k, v in eval_sets.items()}
   steps_per_epoch = len(ds.train_y) // config.batch_size
   # Long epochs run in pieces of about a second (one host sync each) for the bar of steps; the records are
   # those of whole epochs (join_pieces).
   pace = Pace(steps_per_epoch, align=config.log_stats_every or 1)
+
+  def scores_of(state) -> dict:  # the epoch's evaluation: a host sync
+    with jax.default_matmul_precision(config.matmul_precision):
+      return jax.device_get({k: evaluate(state.params, state.rest, *v) for k, v in eval_sets.items()})
+
   with (runs.Checkpoints(path / workdir.CHECKPOINTS, config.keep_checkpoints) as checkpoints,
         _loggers(config, path, callbacks) as callbacks):
     log = workdir.Log(path, plan, checkpoints, edges)
@@ -286,33 +309,19 @@ def fit(config: config_lib.Config, dataset: data.Dataset | None = None, *, verbo
     state, x, y = devices.place((state, ds.train_x, ds.train_y), mesh)
     log.write_config(workdir.info(config, ds, state.params))
     if verbose:
-      resuming = f", resuming after epoch {log.epoch}" if plan == "resume" else ""
-      print(f"run directory {path}{', nothing to resume: a new run' if config.resume and plan == 'new' else resuming}",
-            flush=True)
+      resumed = {"resume": f", resuming after epoch {log.epoch}", "new": ", nothing to resume: a new run"}
+      print(f"run directory {path}{resumed[plan] if config.resume else ''}", flush=True)
     start, start_step = time.perf_counter(), int(state.step)
-    lines = progress.Lines("epoch", config.epochs, initial=log.epoch, verbose=verbose)
-    epochs_bar = progress.bar(config.epochs, "epochs", "epoch", initial=log.epoch, verbose=verbose)
-    steps_bar = progress.bar(steps_per_epoch, "steps", "step", verbose=verbose, leave=False)
-    pieces = []
-    with epochs_bar, steps_bar:
-      for epoch, done, state, piece, _ in loop(run_epoch, state, x, y, data_key, measure=lambda state: None,
-                                               epochs=range(log.epoch + 1, config.epochs + 1),
-                                               steps_per_epoch=steps_per_epoch, chunk=pace,
-                                               precision=config.matmul_precision):
-        pieces.append(piece)
-        steps_bar.update(done - steps_bar.n)
-        if done < steps_per_epoch:
-          continue
-        steps, pieces = join_pieces(pieces), []
-        with jax.default_matmul_precision(config.matmul_precision):
-          scores = jax.device_get(scores_of(state))  # the epoch's evaluation: a host sync
-        record, stats = log.write_epoch(epoch, int(state.step), steps, scores)
+    with progress.Epochs(config.epochs, steps_per_epoch=steps_per_epoch, initial=log.epoch, verbose=verbose) as shown:
+      pieces = loop(run_epoch, state, x, y, data_key, epochs=range(log.epoch + 1, config.epochs + 1),
+                    steps_per_epoch=steps_per_epoch, chunk=pace, measure=lambda state: None,
+                    precision=config.matmul_precision)
+      for epoch, state, steps in whole_epochs(pieces, steps_per_epoch, shown.step):
+        record, stats = log.write_epoch(epoch, int(state.step), steps, scores_of(state))
         for callback in callbacks:
           callback(record, stats)
-        epochs_bar.set_postfix(loss=f"{record['train_loss']:.4f}", test_acc=f"{record['test_accuracy']:.4f}")
-        epochs_bar.update()
-        steps_bar.reset()
-        lines.done(epoch, f"loss {record['train_loss']:.4f} test acc {record['test_accuracy']:.4f}")
+        loss, accuracy = f"{record['train_loss']:.4f}", f"{record['test_accuracy']:.4f}"
+        shown.done(epoch, f"loss {loss} test acc {accuracy}", loss=loss, test_acc=accuracy)
         divergence.check(epoch, int(state.step), steps, s.names)
         # Only finite states are checkpointed, after their epoch's records: a kill in between is undone on resume
         # by cutting the logs back to the checkpoint. (The save copies the state to the host.)
