@@ -9,6 +9,7 @@ prints nothing.
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 
@@ -80,3 +81,32 @@ class Epochs:
     for b in (self.epochs, self.steps):
       if b is not None:
         b.close()
+
+
+class Pace:
+  """Piece lengths for ``train.loop(chunk=pace)`` so that an epoch shows its progress about every ``seconds`` and a
+  short one runs whole: pieces are multiples of ``align`` (--log_stats_every: logged steps stay at epoch-local
+  0, N, 2N, …). The first epoch starts in probe pieces of about 1/32 epoch; the second probe piece (the first
+  one compiles) is timed, and from then on pieces last about ``seconds``, or the epoch runs whole if it would
+  take under ``whole_below`` seconds. Each length is one compilation of the epoch function: the probe, the
+  chosen length and the remainders, so a run compiles at most four."""
+
+  def __init__(self, steps_per_epoch: int, align: int = 1, seconds: float = 1.0, whole_below: float = 5.0):
+    self.steps, self.align, self.seconds, self.whole_below = steps_per_epoch, align, seconds, whole_below
+    self.probe = min(steps_per_epoch, self._aligned(-(-steps_per_epoch // 32)))
+    self.size: int | None = None  # decided after the timed probe piece
+    self._timed: tuple[int, float] | None = None  # (start, time) of the probe piece being timed
+
+  def _aligned(self, steps: int) -> int:
+    return -(-max(steps, 1) // self.align) * self.align
+
+  def __call__(self, start: int) -> int:
+    now = time.perf_counter()
+    if self.size is None:
+      if self._timed is not None and start == self._timed[0] + self.probe:
+        per_step = (now - self._timed[1]) / self.probe
+        whole = per_step * self.steps < self.whole_below
+        self.size = self.steps if whole else min(self.steps, self._aligned(math.ceil(self.seconds / per_step)))
+      elif start == self.probe:
+        self._timed = (start, now)
+    return self.size or self.probe

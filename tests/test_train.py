@@ -15,7 +15,7 @@ import pytest
 from flax import nnx
 
 from lab10 import config as C
-from lab10 import data, divergence, runs, step, train, workdir
+from lab10 import data, divergence, progress, runs, step, train, workdir
 
 
 @pytest.fixture(scope="module")
@@ -108,29 +108,6 @@ def test_an_epoch_in_pieces_equals_the_epoch_in_one_piece(logged):
   joined, whole_metrics = train.join_pieces(jax.device_get(pieces)), jax.device_get(metrics)
   assert joined.keys() == whole_metrics.keys()
   jax.tree.map(np.testing.assert_array_equal, joined, whole_metrics)
-
-
-def test_pace_times_the_second_probe_piece_and_then_runs_one_second_pieces_or_whole_epochs(monkeypatch):
-  clock = [0.0]
-  monkeypatch.setattr(train.time, "perf_counter", lambda: clock[0])
-
-  def lengths(per_step: float, steps: int = 550, align: int = 1) -> list[int]:
-    """The piece lengths of two epochs at ``per_step`` seconds a step."""
-    pace, out = train.Pace(steps, align=align), []
-    for _ in range(2):
-      start = 0
-      while start < steps:
-        out.append(min(pace(start), steps - start))
-        start += out[-1]
-        clock[0] += out[-1] * per_step + (5.0 if len(out) == 1 else 0)  # the first piece also compiles
-    return out
-
-  # 1/32-epoch probes: the first compiles, the second is timed; 1/8 s a step → 8-step pieces from then on.
-  assert lengths(0.125) == [18, 18] + [8] * 64 + [2] + [8] * 68 + [6]
-  assert lengths(0.125, align=3)[:4] == [18, 18, 9, 9]  # multiples of --log_stats_every
-  assert lengths(0.125, steps=20) == [1, 1, 18, 20]  # a 2.5 s epoch: whole, once the probe has timed it
-  assert lengths(0.001) == [18, 18, 514, 550]  # a 0.55 s epoch runs whole
-  assert lengths(1.0, align=1000) == [550, 550]  # statistics of step 0 only: whole epochs
 
 
 @pytest.mark.parametrize("every", [1, 3, 10, 25])
@@ -334,7 +311,7 @@ def test_fit_in_pieces_writes_the_files_of_whole_epochs(monkeypatch, tmp_path):
   def run(name: str, piece: int) -> tuple[train.FitResult, list[int]]:
     starts = []
     # Pieces of ``piece`` steps whatever the clock says (Pace picks the length from timings).
-    monkeypatch.setattr(train, "Pace", lambda steps, align: lambda start: starts.append(start) or piece)
+    monkeypatch.setattr(progress, "Pace", lambda steps, align: lambda start: starts.append(start) or piece)
     c = C.with_preset(None, dataset="synthetic", depth=2, width=(16,), activation="tanh", epochs=2, batch_size=100,
                       dropout=0.2, log_stats_every=3, log_histograms=True, workdir=str(tmp_path / name))
     return train.fit(c, ds, verbose=False), starts
