@@ -189,7 +189,16 @@ def fit(config: config_lib.Config, dataset: data.Dataset | None = None, *, verbo
   config_lib.check_data_dir(config)
   ds = dataset or data.load(config.dataset, config.data_dir, val_size=config.val_size)
   config_lib.check_batch_size(config, len(ds.train_y), ds.name)
-  workdir.prepare(path, plan)  # every input is checked: from here on, work and writes
+  with workdir.Lock(path):  # every input is checked: from here on, work and writes, by this process alone
+    plan = workdir.plan(config, path)  # again, under the lock: another process may have written since
+    if plan == "done":
+      return FitResult(path, workdir.read_records(path))
+    workdir.prepare(path, plan, workdir.info(config, ds) if plan == "new" else None)
+    return _train(config, ds, path, plan, verbose)
+
+
+def _train(config: config_lib.Config, ds: data.Dataset, path: Path, plan: str, verbose: bool) -> FitResult:
+  """``fit``'s training, in the prepared and locked run directory ``path``."""
   if verbose:
     print(runs.device_summary(), flush=True)
   s = setup(config, ds.input_shape, ds.num_classes)
@@ -198,7 +207,8 @@ def fit(config: config_lib.Config, dataset: data.Dataset | None = None, *, verbo
   run_epoch, evaluate = _make_run_epoch(config, s, edges, mesh), make_evaluate(s.graphdef)
   eval_sets = devices.place(eval_arrays(ds), mesh)
   measure = lambda state: {k: evaluate(state.params, state.rest, *v) for k, v in eval_sets.items()}
-  with runs.Checkpoints(path / workdir.CHECKPOINTS, config.keep_checkpoints) as checkpoints:
+  stamp = {"config_sha256": config_lib.sha256(config, ignore=(*config_lib.RUN_CONTROL, "epochs"))}
+  with runs.Checkpoints(path / workdir.CHECKPOINTS, config.keep_checkpoints, stamp) as checkpoints:
     log = workdir.Log(path, plan, checkpoints, edges)
     state, data_key = log.restore(s.state, s.data_key)
     state, x, y = devices.place((state, ds.train_x, ds.train_y), mesh)

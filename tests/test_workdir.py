@@ -24,7 +24,7 @@ def _fake_run(path: Path, *, checkpoints=(), finished=False, **overrides) -> Pat
   """A run directory as ``fit`` leaves it, without training: config.json, checkpoint folders, summary.json."""
   path.mkdir(parents=True, exist_ok=True)
   c = _config(path, **overrides)
-  runs.write_json(path / workdir.CONFIG, {"config": c.to_json()})
+  runs.write_json(path / workdir.CONFIG, {"config": c.to_json(), "config_sha256": C.sha256(c)})
   for epoch in checkpoints:
     (path / workdir.CHECKPOINTS / str(epoch)).mkdir(parents=True)
   if finished:
