@@ -242,8 +242,8 @@ class Checkpoints:
         raise CheckpointError(f"{path} was written by another run ({key} differs from this run's)")
     if like is None:
       return tree
-    expected = {k: v.split(" ")[0] for k, v in array_digests(to_tree(like)).items()}
-    found = {k: v.split(" ")[0] for k, v in actual.items()}
+    expected = {k: v.rsplit(" ", 1)[0] for k, v in array_digests(to_tree(like)).items()}
+    found = {k: v.rsplit(" ", 1)[0] for k, v in actual.items()}
     for name in sorted(expected.keys() | found.keys()):
       if expected.get(name) != found.get(name):
         raise CheckpointError(f"{path} holds {name} as {found.get(name, 'nothing')}, but this model's is "
