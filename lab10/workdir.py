@@ -147,6 +147,48 @@ def plan(config: config_lib.Config, workdir: Path) -> str:
                                "pass --resume to continue it, or --overwrite to start it again")
 
 
+SWEEP_TABLES = ("summary.csv", "summary.md")
+
+
+def plan_sweep(configs: list[config_lib.Config], folder: Path) -> str:
+  """What ``sweep.run`` will do in ``folder`` (``configs``' workdirs are its subfolders): ``"new"`` or
+  ``"done"`` (--resume of the same finished sweep); ConfigError where the folder must not be touched. A sweep's
+  models share one vmapped state and it keeps no checkpoints, so an unfinished sweep cannot be resumed."""
+  if folder.exists() and not folder.is_dir():
+    raise config_lib.ConfigError(f"--workdir {folder} exists and is not a folder")
+  if not _writable(folder):
+    raise config_lib.ConfigError(f"--workdir {folder} cannot be created or written")
+  base = configs[0]
+  held = [p.name for p in sorted(folder.iterdir()) if (p / CONFIG).exists()] if folder.is_dir() else []
+  finished = all((folder / name).exists() for name in SWEEP_TABLES)
+  if base.overwrite or not (held or finished):
+    return "new"
+  if not base.resume:
+    raise config_lib.ConfigError(f"--workdir {folder} holds a{' finished' if finished else 'n unfinished'} sweep "
+                                 f"({len(held)} models); pass --overwrite to train it again, or choose another --workdir")
+  same = sorted(Path(c.workdir).name for c in configs) == held and not any(
+      config_lib.differences(c, config_lib.load_json(Path(c.workdir) / CONFIG), ignore=(*config_lib.RUN_CONTROL,))
+      for c in configs)
+  if not finished:
+    raise config_lib.ConfigError(f"--resume: the sweep in {folder} did not finish, and a sweep cannot be resumed (its "
+                                 "models train together and it keeps no checkpoints); pass --overwrite to train it again")
+  if not same:
+    raise config_lib.ConfigError(f"--resume: the sweep in {folder} has other models or settings; pass --overwrite to "
+                                 "replace it, or choose another --workdir")
+  return "done"
+
+
+def prepare_sweep(folder: Path) -> None:
+  """Delete an earlier sweep's tables and model runs in ``folder`` (--overwrite; nothing else is touched)."""
+  for name in SWEEP_TABLES:
+    (folder / name).unlink(missing_ok=True)
+  for model in folder.iterdir():
+    if (model / CONFIG).exists():
+      prepare(model, "new")
+      if not any(model.iterdir()):
+        model.rmdir()
+
+
 def prepare(workdir: Path, plan: str, run_info: dict | None = None) -> None:
   """Create ``workdir``; for a new run (``plan`` says when: --overwrite, or no run there), delete the files an
   earlier run there wrote (nothing else), then write ``run_info`` as config.json: the run exists from here on."""
