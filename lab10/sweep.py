@@ -124,7 +124,7 @@ def run(configs: Sequence[config_lib.Config], dataset: data.Dataset | None = Non
   ds = dataset or data.load(base.dataset, base.data_dir, val_size=base.val_size)
   config_lib.check_batch_size(base, len(ds.train_y), ds.name)
   with workdir_lib.Lock(folder):  # one process per sweep folder; the plan again, under the lock
-    if workdir_lib.plan_sweep(configs, folder) == "new":
+    if workdir_lib.plan_sweep(configs, folder, locked=True) == "new":
       workdir_lib.prepare_sweep(folder)
     return _train(configs, ds, folder, verbose)
 

@@ -190,7 +190,7 @@ def fit(config: config_lib.Config, dataset: data.Dataset | None = None, *, verbo
   ds = dataset or data.load(config.dataset, config.data_dir, val_size=config.val_size)
   config_lib.check_batch_size(config, len(ds.train_y), ds.name)
   with workdir.Lock(path):  # every input is checked: from here on, work and writes, by this process alone
-    plan = workdir.plan(config, path)  # again, under the lock: another process may have written since
+    plan = workdir.plan(config, path, locked=True)  # again, under the lock: another process may have written since
     if plan == "done":
       return FitResult(path, workdir.read_records(path))
     workdir.prepare(path, plan, workdir.info(config, ds) if plan == "new" else None)

@@ -91,13 +91,29 @@ class Lock:
     os.close(self.fd)  # releases the lock; the file stays, naming the last holder
 
 
+def _check_not_in_use(workdir: Path) -> None:
+  """ConfigError naming the holder if another process holds ``workdir``'s lock (a probe: the file is not written)."""
+  try:
+    fd = os.open(workdir / LOCK, os.O_RDONLY)
+  except OSError:
+    return  # no lock file: no run has started here
+  try:
+    fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+  except BlockingIOError:
+    holder = os.read(fd, 500).decode(errors="replace").strip() or "another process"
+    raise config_lib.ConfigError(f"--workdir {workdir} is in use by {holder}; wait for it to end or stop it, "
+                                 "or choose another --workdir") from None
+  finally:
+    os.close(fd)
+
+
 def checkpoint_epochs(workdir: Path) -> list[int]:
   """Epochs of the complete checkpoints in ``workdir`` (orbax names unfinished ones ``<epoch>.orbax-…-tmp-…``)."""
   folder = workdir / CHECKPOINTS
   return sorted(int(p.name) for p in folder.iterdir() if p.name.isdigit()) if folder.is_dir() else []
 
 
-def plan(config: config_lib.Config, workdir: Path) -> str:
+def plan(config: config_lib.Config, workdir: Path, locked: bool = False) -> str:
   """What ``fit`` will do in ``workdir`` — ``"new"``, ``"resume"``, or ``"done"`` (--resume of a run that
   has finished) — decided before any work; ConfigError where the workdir must not be touched:
 
@@ -111,6 +127,8 @@ def plan(config: config_lib.Config, workdir: Path) -> str:
     raise config_lib.ConfigError(f"--workdir {workdir} exists and is not a folder")
   if not _writable(workdir):
     raise config_lib.ConfigError(f"--workdir {workdir} cannot be created or written")
+  if not locked:  # (this process's own lock would refuse it)
+    _check_not_in_use(workdir)
   if config.overwrite:
     return "new"
   if not (workdir / CONFIG).exists():
@@ -150,7 +168,7 @@ def plan(config: config_lib.Config, workdir: Path) -> str:
 SWEEP_TABLES = ("summary.csv", "summary.md")
 
 
-def plan_sweep(configs: list[config_lib.Config], folder: Path) -> str:
+def plan_sweep(configs: list[config_lib.Config], folder: Path, locked: bool = False) -> str:
   """What ``sweep.run`` will do in ``folder`` (``configs``' workdirs are its subfolders): ``"new"`` or
   ``"done"`` (--resume of the same finished sweep); ConfigError where the folder must not be touched. A sweep's
   models share one vmapped state and it keeps no checkpoints, so an unfinished sweep cannot be resumed."""
@@ -158,6 +176,8 @@ def plan_sweep(configs: list[config_lib.Config], folder: Path) -> str:
     raise config_lib.ConfigError(f"--workdir {folder} exists and is not a folder")
   if not _writable(folder):
     raise config_lib.ConfigError(f"--workdir {folder} cannot be created or written")
+  if not locked:
+    _check_not_in_use(folder)
   base = configs[0]
   held = [p.name for p in sorted(folder.iterdir()) if (p / CONFIG).exists()] if folder.is_dir() else []
   finished = all((folder / name).exists() for name in SWEEP_TABLES)

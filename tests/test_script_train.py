@@ -231,7 +231,7 @@ def _files(run):
 @pytest.mark.parametrize("change,message", [
     ("edit lr", "config.json was edited after the run wrote it (its config no longer matches its config_sha256); "
                 "undo the edit to --resume, or pass --overwrite to start a new run with flags"),
-    ("delete config.json", "holds checkpoints/, metrics.jsonl, stats.jsonl but no config.json: whose run they are "
+    ("delete config.json", "holds checkpoints/, metrics.jsonl but no config.json: whose run they are "
                            "cannot be told; pass --overwrite to replace them, or choose another --workdir"),
     ("delete metrics.jsonl", "metrics.jsonl is missing, but the run has a checkpoint of epoch 6; restore the file to "
                              "--resume, or pass --overwrite to start the run again"),
