@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import hashlib
 import importlib.util
 import json
 import math
@@ -344,14 +345,31 @@ def resumed(run: Config, preset: str | None, overrides: dict) -> Config:
   return validate(dataclasses.replace(run, **control))
 
 
+def sha256(c: Config, ignore: Sequence[str] = ()) -> str:
+  """SHA-256 of ``c``'s settings (but ``ignore``) as canonical JSON: config.json's ``config_sha256`` (all of
+  ``to_json``), a checkpoint's (what the run computes: not RUN_CONTROL, not epochs)."""
+  values = {k: v for k, v in c.to_json().items() if k not in ignore}
+  return hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()
+
+
 def load_json(path) -> Config:
-  """The Config recorded in a run's config.json; ConfigError if it cannot be read as one."""
+  """The Config recorded in a run's config.json, which must match the ``config_sha256`` written beside it;
+  ConfigError if it cannot be read as one or was edited."""
   try:
     with open(path) as f:
-      values = json.load(f)["config"]
+      stored = json.load(f)
+    values = stored["config"]
+    if "config_sha256" not in stored:
+      raise ConfigError(f"{path} has no config_sha256 (an older lab10 wrote it), so whether it was edited cannot be "
+                        "told; pass --overwrite to start the run again, or choose another --workdir")
+    edited = hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest() != stored["config_sha256"]
     values["width"] = tuple(values["width"])
-    return Config(**values)
+    config = Config(**values)
   except (OSError, ValueError, KeyError, TypeError) as e:
     raise ConfigError(f"{path} cannot be read as a lab10 run config ({e.__class__.__name__}: "
                       f"{str(e).splitlines()[0] if str(e) else ''}); pass --overwrite or choose another --workdir"
                       ) from None
+  if edited:
+    raise ConfigError(f"{path} was edited after the run wrote it (its config no longer matches its config_sha256); "
+                      "undo the edit to --resume, or pass --overwrite to start a new run with flags")
+  return config

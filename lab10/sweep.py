@@ -32,6 +32,7 @@ from lab10 import step as step_lib
 from lab10 import workdir as workdir_lib
 
 SWEPT = ("seed", "init_gain", "lr")  # the fields that may differ between the models of one sweep
+IGNORED = ("keep_checkpoints", "log_stats_every", "log_histograms")  # train.py's alone: refused here
 
 
 def grid(base: config_lib.Config, seeds: Sequence[int], init_gains: Sequence[float] = (),
@@ -48,6 +49,11 @@ def model_name(c: config_lib.Config) -> str:
 def _check_sweepable(configs: Sequence[config_lib.Config]) -> None:
   if not configs:
     raise config_lib.ConfigError("a sweep needs at least one model")
+  names = [model_name(c) for c in configs]
+  twice = sorted({n for n in names if names.count(n) > 1})
+  if twice:
+    raise config_lib.ConfigError(f"the sweep names model {twice[0]} twice (repeated --seeds, --init_gains or --lrs); "
+                                 "each model needs its own values")
   fixed = lambda c: dataclasses.replace(c, seed=0, init_gain=1.0, lr=1.0, workdir=None)
   for c in configs[1:]:
     if fixed(c) != fixed(configs[0]):
@@ -109,9 +115,22 @@ def run(configs: Sequence[config_lib.Config], dataset: data.Dataset | None = Non
   """Train ``configs`` at once; write ``workdir/<model>/{config,summary}.json, metrics.jsonl`` as ``fit`` does,
   and ``workdir/summary.{csv,md}``. A diverging model is marked in the table; the others go on."""
   configs = [dataclasses.replace(c, workdir=str(Path(workdir) / model_name(c))) for c in configs]
-  base = configs[0]
+  base, folder = configs[0], Path(workdir)
+  plan = workdir_lib.plan_sweep(configs, folder)
+  if plan == "done":
+    if verbose:
+      print(f"{folder} holds this finished sweep: nothing to resume (pass --overwrite to train it again)", flush=True)
+    return folder
   ds = dataset or data.load(base.dataset, base.data_dir, val_size=base.val_size)
   config_lib.check_batch_size(base, len(ds.train_y), ds.name)
+  with workdir_lib.Lock(folder):  # one process per sweep folder; the plan again, under the lock
+    if workdir_lib.plan_sweep(configs, folder, locked=True) == "new":
+      workdir_lib.prepare_sweep(folder)
+    return _train(configs, ds, folder, verbose)
+
+
+def _train(configs: list[config_lib.Config], ds: data.Dataset, workdir: Path, verbose: bool) -> Path:
+  base = configs[0]
   if verbose:
     print(runs.device_summary(), flush=True)
   graphdef, tx, states, data_keys = init_models(configs, ds.input_shape, ds.num_classes)
@@ -202,10 +221,14 @@ def parser(description: str) -> argparse.ArgumentParser:
 
 
 def from_args(args: argparse.Namespace) -> list[config_lib.Config]:
+  for flag in IGNORED:
+    if getattr(args, flag) is not None:
+      raise config_lib.ConfigError(f"--{flag} is for scripts/train.py: a sweep keeps no checkpoints and logs no "
+                                   "per-layer statistics")
   base = config_lib.from_args(args)
-  if base.resume:
-    raise config_lib.ConfigError("--resume is for scripts/train.py: a sweep trains its models anew in --workdir")
   if base.tensorboard:
     raise config_lib.ConfigError("--tensorboard is for scripts/train.py; convert a sweep's model folders with "
                                  "scripts/to_tensorboard.py")
-  return grid(base, args.seeds or [base.seed], args.init_gains or (), args.lrs or ())
+  configs = grid(base, args.seeds or [base.seed], args.init_gains or (), args.lrs or ())
+  _check_sweepable(configs)
+  return configs

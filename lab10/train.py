@@ -246,16 +246,28 @@ def fit(config: config_lib.Config, dataset: data.Dataset | None = None, *, verbo
   if jax.process_count() > 1 and not config.workdir:  # a default name holds the time, which processes differ on
     raise config_lib.ConfigError("--distributed: give every process the same --workdir")
   path = workdir.path_for(config)
-  plan = workdir.plan(config, path)
+  plan = workdir.plan(config, path, locked=not devices.primary())  # (the other processes' lock is process 0's)
   if plan == "done":
     if verbose:
       print(f"{path} holds a finished run of {config.epochs} epochs: nothing to resume (pass a larger "
             "--epochs to train it further, or --overwrite to train it again)", flush=True)
     return FitResult(path, workdir.read_records(path))
   ds = _checked_data(config, dataset)
-  if devices.primary():
-    workdir.prepare(path, plan)  # every input is checked: from here on, work and writes
-  devices.barrier("prepared")  # every process planned before process 0 writes
+  # Every input is checked: from here on, work and writes, by this job alone (process 0 holds the lock).
+  with workdir.Lock(path) if devices.primary() else contextlib.nullcontext():
+    if devices.primary():
+      plan = workdir.plan(config, path, locked=True)  # again, under the lock: another job may have written since
+      if plan != "done":
+        workdir.prepare(path, plan, workdir.info(config, ds) if plan == "new" else None)
+    devices.barrier("prepared")  # every process planned before process 0 wrote
+    if plan == "done":
+      return FitResult(path, workdir.read_records(path))
+    return _train(config, ds, path, plan, verbose, callbacks)
+
+
+def _train(config: config_lib.Config, ds: data.Dataset, path: Path, plan: str, verbose: bool,
+           callbacks: Sequence[Callback]) -> FitResult:
+  """``fit``'s training, in the prepared and locked run directory ``path``."""
   if verbose:
     print(runs.device_summary(), flush=True)
   s = setup(config, ds.input_shape, ds.num_classes)
@@ -272,7 +284,8 @@ def fit(config: config_lib.Config, dataset: data.Dataset | None = None, *, verbo
     with jax.default_matmul_precision(config.matmul_precision):
       return jax.device_get({k: evaluate(state.params, state.rest, *v) for k, v in eval_sets.items()})
 
-  with (runs.Checkpoints(path / workdir.CHECKPOINTS, config.keep_checkpoints) as checkpoints,
+  stamp = {"config_sha256": config_lib.sha256(config, ignore=(*config_lib.RUN_CONTROL, "epochs"))}
+  with (runs.Checkpoints(path / workdir.CHECKPOINTS, config.keep_checkpoints, stamp) as checkpoints,
         _loggers(config, path, callbacks) as callbacks):
     log = workdir.Log(path, plan, checkpoints, edges)
     state, data_key = log.restore(s.state, s.data_key)

@@ -2,11 +2,15 @@
 
 Layout::
 
-  config.json                 the resolved Config, dataset sizes, environment (written first, atomically)
+  lock                        who trains here now: held (flock) by the one process of the run while it runs
+  config.json                 the resolved Config and its config_sha256, dataset sizes, environment (written
+                              first, atomically, once every input is checked; an edited one is refused)
   metrics.jsonl               one line per epoch                         ┐ cut back to the checkpoint's
   stats.jsonl                 per-layer statistics of the logged steps   ┘ epoch on resume
   stats_histograms.npz        activation histograms of the logged steps (--log_histograms)
-  checkpoints/<epoch>/        orbax checkpoints of the newest --keep_checkpoints epochs
+  checkpoints/<epoch>/        orbax checkpoints of the newest --keep_checkpoints epochs, each with its digest
+  checkpoints/<epoch>.sha256.json   (arrays and config hash); resume verifies it and the model's shapes
+  checkpoints.damaged/        checkpoints that failed verification, moved aside when a resume fell back
   tensorboard/                TensorBoard event files of the above (--tensorboard; lab10.tensorboard)
   summary.json                written last: its presence means the run finished
 
@@ -17,10 +21,13 @@ after (metrics) the record, counted from the start of the run.
 from __future__ import annotations
 
 import datetime
+import fcntl
 import json
 import math
 import os
 import shutil
+import socket
+import sys
 from pathlib import Path
 
 import jax
@@ -32,7 +39,7 @@ from lab10 import data, devices, runs
 
 CONFIG, METRICS, STATS, HISTOGRAMS, SUMMARY = (
     "config.json", "metrics.jsonl", "stats.jsonl", "stats_histograms.npz", "summary.json")
-CHECKPOINTS, TENSORBOARD = "checkpoints", "tensorboard"
+CHECKPOINTS, TENSORBOARD, LOCK = "checkpoints", "tensorboard", "lock"
 LOGS = (METRICS, STATS)
 RUN_FILES = (CONFIG, *LOGS, HISTOGRAMS, CHECKPOINTS, TENSORBOARD, SUMMARY)
 
@@ -54,17 +61,65 @@ def _writable(path: Path) -> bool:
   return path.is_dir() and os.access(path, os.W_OK | os.X_OK)
 
 
+class Lock:
+  """Exclusive ``flock`` of ``<workdir>/lock`` while the ``with`` block runs: one process per run directory.
+  The kernel releases it when the process ends, however it ends, so a kill never leaves a stale lock; the
+  file names the holder (pid, host, start) for the refusal of a second process."""
+
+  def __init__(self, workdir: Path):
+    self.workdir, self.fd = workdir, None
+
+  def __enter__(self):
+    try:
+      self.workdir.mkdir(parents=True, exist_ok=True)
+      fd = os.open(self.workdir / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as e:
+      raise config_lib.ConfigError(f"--workdir {self.workdir} cannot be created ({e.strerror})") from None
+    try:
+      fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+      holder = os.read(fd, 500).decode(errors="replace").strip() or "another process"
+      os.close(fd)
+      raise config_lib.ConfigError(f"--workdir {self.workdir} is in use by {holder}; wait for it to end or stop it, "
+                                   "or choose another --workdir") from None
+    os.ftruncate(fd, 0)
+    since = datetime.datetime.now().isoformat(timespec="seconds")
+    os.write(fd, f"pid {os.getpid()} on {socket.gethostname()} since {since}\n".encode())
+    self.fd = fd
+    return self
+
+  def __exit__(self, *exc):
+    os.close(self.fd)  # releases the lock; the file stays, naming the last holder
+
+
+def _check_not_in_use(workdir: Path) -> None:
+  """ConfigError naming the holder if another process holds ``workdir``'s lock (a probe: the file is not written)."""
+  try:
+    fd = os.open(workdir / LOCK, os.O_RDONLY)
+  except OSError:
+    return  # no lock file: no run has started here
+  try:
+    fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+  except BlockingIOError:
+    holder = os.read(fd, 500).decode(errors="replace").strip() or "another process"
+    raise config_lib.ConfigError(f"--workdir {workdir} is in use by {holder}; wait for it to end or stop it, "
+                                 "or choose another --workdir") from None
+  finally:
+    os.close(fd)
+
+
 def checkpoint_epochs(workdir: Path) -> list[int]:
   """Epochs of the complete checkpoints in ``workdir`` (orbax names unfinished ones ``<epoch>.orbax-…-tmp-…``)."""
   folder = workdir / CHECKPOINTS
   return sorted(int(p.name) for p in folder.iterdir() if p.name.isdigit()) if folder.is_dir() else []
 
 
-def plan(config: config_lib.Config, workdir: Path) -> str:
+def plan(config: config_lib.Config, workdir: Path, locked: bool = False) -> str:
   """What ``fit`` will do in ``workdir`` — ``"new"``, ``"resume"``, or ``"done"`` (--resume of a run that
   has finished) — decided before any work; ConfigError where the workdir must not be touched:
 
-  * no run there (no config.json): a new run (also with --resume: there is nothing to continue);
+  * no run there (no run files): a new run (also with --resume: there is nothing to continue);
+  * run files (checkpoints, logs) but no config.json: refused — whose run they are cannot be told;
   * --overwrite: a new run; the old run's files are deleted once every input has been checked;
   * --resume: continue from the newest checkpoint; the config must be the run's, but --epochs may grow;
   * neither: refused, whether the config differs or is the same (finished or not).
@@ -76,7 +131,16 @@ def plan(config: config_lib.Config, workdir: Path) -> str:
       raise config_lib.ConfigError(f"--workdir {workdir} cannot be created or written")
   except OSError as e:  # a name too long for the file system, a loop of links
     raise config_lib.ConfigError(f"--workdir {workdir} is not a usable path ({e.strerror})") from None
-  if not (workdir / CONFIG).exists() or config.overwrite:
+  if not locked:  # (this process's own lock would refuse it)
+    _check_not_in_use(workdir)
+  if config.overwrite:
+    return "new"
+  if not (workdir / CONFIG).exists():
+    left = [name for name in (*LOGS, HISTOGRAMS, SUMMARY) if (workdir / name).exists()]
+    left = ([f"{CHECKPOINTS}/"] if any((workdir / CHECKPOINTS).glob("*")) else []) + left
+    if left:
+      raise config_lib.ConfigError(f"--workdir {workdir} holds {', '.join(left)} but no {CONFIG}: whose run they are "
+                                   "cannot be told; pass --overwrite to replace them, or choose another --workdir")
     return "new"
   run = config_lib.load_json(workdir / CONFIG)
   summary = runs.read_json(workdir / SUMMARY)
@@ -105,8 +169,53 @@ def plan(config: config_lib.Config, workdir: Path) -> str:
                                "pass --resume to continue it, or --overwrite to start it again")
 
 
-def prepare(workdir: Path, plan: str) -> None:
-  """Create ``workdir``; for a new run, delete the files an earlier run there wrote (nothing else)."""
+SWEEP_TABLES = ("summary.csv", "summary.md")
+
+
+def plan_sweep(configs: list[config_lib.Config], folder: Path, locked: bool = False) -> str:
+  """What ``sweep.run`` will do in ``folder`` (``configs``' workdirs are its subfolders): ``"new"`` or
+  ``"done"`` (--resume of the same finished sweep); ConfigError where the folder must not be touched. A sweep's
+  models share one vmapped state and it keeps no checkpoints, so an unfinished sweep cannot be resumed."""
+  if folder.exists() and not folder.is_dir():
+    raise config_lib.ConfigError(f"--workdir {folder} exists and is not a folder")
+  if not _writable(folder):
+    raise config_lib.ConfigError(f"--workdir {folder} cannot be created or written")
+  if not locked:
+    _check_not_in_use(folder)
+  base = configs[0]
+  held = [p.name for p in sorted(folder.iterdir()) if (p / CONFIG).exists()] if folder.is_dir() else []
+  finished = all((folder / name).exists() for name in SWEEP_TABLES)
+  if base.overwrite or not (held or finished):
+    return "new"
+  if not base.resume:
+    raise config_lib.ConfigError(f"--workdir {folder} holds a{' finished' if finished else 'n unfinished'} sweep "
+                                 f"({len(held)} models); pass --overwrite to train it again, or choose another --workdir")
+  same = sorted(Path(c.workdir).name for c in configs) == held and not any(
+      config_lib.differences(c, config_lib.load_json(Path(c.workdir) / CONFIG), ignore=(*config_lib.RUN_CONTROL,))
+      for c in configs)
+  if not finished:
+    raise config_lib.ConfigError(f"--resume: the sweep in {folder} did not finish, and a sweep cannot be resumed (its "
+                                 "models train together and it keeps no checkpoints); pass --overwrite to train it again")
+  if not same:
+    raise config_lib.ConfigError(f"--resume: the sweep in {folder} has other models or settings; pass --overwrite to "
+                                 "replace it, or choose another --workdir")
+  return "done"
+
+
+def prepare_sweep(folder: Path) -> None:
+  """Delete an earlier sweep's tables and model runs in ``folder`` (--overwrite; nothing else is touched)."""
+  for name in SWEEP_TABLES:
+    (folder / name).unlink(missing_ok=True)
+  for model in folder.iterdir():
+    if (model / CONFIG).exists():
+      prepare(model, "new")
+      if not any(model.iterdir()):
+        model.rmdir()
+
+
+def prepare(workdir: Path, plan: str, run_info: dict | None = None) -> None:
+  """Create ``workdir``; for a new run (``plan`` says when: --overwrite, or no run there), delete the files an
+  earlier run there wrote (nothing else), then write ``run_info`` as config.json: the run exists from here on."""
   try:
     workdir.mkdir(parents=True, exist_ok=True)
   except OSError as e:
@@ -118,6 +227,10 @@ def prepare(workdir: Path, plan: str) -> None:
           shutil.rmtree(path)
         else:
           path.unlink(missing_ok=True)
+    for path in (workdir / f"{CHECKPOINTS}.damaged",):
+      shutil.rmtree(path, ignore_errors=True)
+    if run_info is not None:
+      runs.write_json(workdir / CONFIG, run_info)
 
 
 def truncate_logs(workdir: Path, epoch: int) -> None:
@@ -153,10 +266,12 @@ def read_records(workdir: Path) -> list[dict]:
   return runs.read_jsonl(path) if path.exists() else []
 
 
-def info(config: config_lib.Config, ds: data.Dataset, params) -> dict:
-  """config.json's contents: every resolved setting, the parameter count, the data and the environment."""
-  n_params = sum(math.prod(p.shape) for p in jax.tree.leaves(params))
-  return {"config": config.to_json(), "hidden_widths": list(config.hidden_widths), "num_params": n_params,
+def info(config: config_lib.Config, ds: data.Dataset, params=None) -> dict:
+  """config.json's contents: every resolved setting and their hash, the parameter count (given ``params``),
+  the data and the environment."""
+  counted = {} if params is None else {"num_params": sum(math.prod(p.shape) for p in jax.tree.leaves(params))}
+  return {"config": config.to_json(), "config_sha256": config_lib.sha256(config),
+          "hidden_widths": list(config.hidden_widths), **counted,
           "dataset": {"name": ds.name, "train": len(ds.train_y), "test": len(ds.test_y),
                       "val": 0 if ds.val_y is None else len(ds.val_y), "input_shape": list(ds.input_shape)},
           "environment": runs.environment()}
@@ -195,19 +310,45 @@ class Log:
   def restore(self, state, data_key: jax.Array):
     """``(state, data_key)`` from the newest checkpoint on resume (the given ones for a new run); then the
     logs are cut back to that checkpoint's epoch, which metrics.jsonl must then hold exactly."""
-    latest = self.checkpoints.latest() if self.plan == "resume" else None
-    if latest is not None:
-      saved = self.checkpoints.restore(latest, checkpoint(state, data_key, 0))
+    saved = self._newest_intact(checkpoint(state, data_key, 0)) if self.plan == "resume" else None
+    if saved is not None:
       state, data_key, self.epoch = saved["state"], saved["data_key"], int(saved["epoch"])
+    if self.epoch and not (self.workdir / METRICS).exists():
+      raise runs.RunError(f"{self.workdir / METRICS} is missing, but the run has a checkpoint of epoch {self.epoch}; "
+                          "restore the file to --resume, or pass --overwrite to start the run again")
     if self.writes:
       truncate_logs(self.workdir, self.epoch)
     devices.barrier("logs truncated")
     self.records = read_records(self.workdir) if self.epoch else []
     if [r["epoch"] for r in self.records] != list(range(1, self.epoch + 1)):
       raise runs.RunError(f"{self.workdir / METRICS} holds epochs {[r['epoch'] for r in self.records]}, but the "
-                          f"checkpoint resumed from is epoch {self.epoch}; cannot resume without losing records")
+                          f"checkpoint resumed from is epoch {self.epoch}; cannot resume without losing records: "
+                          f"move the checkpoints after epoch {len(self.records)} out of {self.workdir / CHECKPOINTS} "
+                          "to resume from there, or pass --overwrite to start the run again")
     self.histograms = self._load_histograms()
     return state, data_key
+
+  def _newest_intact(self, like) -> dict | None:
+    """The newest checkpoint that passes verification, or None if there is none; damaged newer ones are
+    moved to checkpoints.damaged/ with one line on stderr. RunError naming the newest if none is intact."""
+    damaged = []
+    for epoch in reversed(self.checkpoints.epochs()):
+      try:
+        saved = self.checkpoints.restore(epoch, like)
+        break
+      except runs.CheckpointError as e:
+        damaged.append((epoch, e))
+    else:
+      if damaged:
+        raise runs.RunError(f"{damaged[0][1]}; no intact checkpoint to resume from: pass --overwrite to start the "
+                            "run again")
+      return None
+    if damaged:
+      for epoch, _ in damaged:
+        aside = self.checkpoints.set_aside(epoch)
+      print(f"warning: {damaged[0][1]}; resuming from the checkpoint of epoch {int(saved['epoch'])} instead "
+            f"({len(damaged)} damaged moved to {aside})", file=sys.stderr, flush=True)
+    return saved
 
   def _load_histograms(self) -> dict[str, list]:
     """The histograms of epochs <= ``self.epoch`` already written (a resumed run appends to them)."""

@@ -2,6 +2,7 @@
 
 import csv
 import json
+import os
 
 import pytest
 
@@ -29,10 +30,14 @@ BAD_INPUTS = [
      "--val_size 10000 is out of range; expected 0..9999 for the 10000 training examples of synthetic"),
     (["--dataset", "mnist", "--data_dir", "/nonexistent/lab10"],
      "data directory /nonexistent/lab10 does not exist (from --data_dir or $LAB10_DATA_DIR)"),
-    (["--workdir", "{tmp}/file"], "--workdir {tmp}/file/seed0_gain1_lr0.001 cannot be created (Not a directory)"),
     (["--seeds", "5:2"], "argument --seeds: '5:2' is empty"),
-    (["--resume"], "--resume is for scripts/train.py"),
     (["--tensorboard"], "--tensorboard is for scripts/train.py; convert a sweep's model folders with "),
+    (["--seeds", "0,0"], "the sweep names model seed0_gain1_lr0.001 twice (repeated --seeds, --init_gains or --lrs)"),
+    (["--lrs", "0.1,0.1"], "the sweep names model seed0_gain1_lr0.1 twice"),
+    (["--keep_checkpoints", "2"], "--keep_checkpoints is for scripts/train.py: a sweep keeps no checkpoints"),
+    (["--log_stats_every", "5"], "--log_stats_every is for scripts/train.py"),
+    (["--log_histograms"], "--log_histograms is for scripts/train.py"),
+    (["--workdir", "{tmp}/file"], "--workdir {tmp}/file exists and is not a folder"),
 ]
 
 
@@ -62,3 +67,34 @@ def test_small_sweep_writes_a_run_per_model_and_the_table(tmp_path):
     assert (config["seed"], config["init_gain"], config["depth"]) == (seed, gain, 1)
     assert json.loads((tmp_path / name / "summary.json").read_text())["sweep_models"] == 4
   assert (tmp_path / "summary.md").read_text().startswith("| model | seed | init_gain | lr |")
+
+
+def test_a_sweep_folder_is_refused_resumed_when_finished_or_overwritten(tmp_path):
+  flags = [*BASE, "--seeds", "0:2", "--workdir", str(tmp_path)]
+  assert cli.main("sweep", *flags) == (0, [])
+  (tmp_path / "notes.txt").write_text("mine")
+  before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file() and p.name != "lock"}
+  status, lines = cli.main("sweep", *flags)
+  assert status == 2 and lines == [f"error: --workdir {tmp_path} holds a finished sweep (2 models); pass --overwrite "
+                                   "to train it again, or choose another --workdir"]
+  assert cli.main("sweep", *flags, "--resume") == (0, [])  # finished: nothing to do
+  status, lines = cli.main("sweep", *flags, "--lrs", "0.1", "--resume")
+  assert status == 2 and "has other models or settings" in lines[0] and len(lines) == 1
+  (tmp_path / "summary.csv").unlink()  # as a sweep killed before its end leaves it
+  del before[tmp_path / "summary.csv"]
+  status, lines = cli.main("sweep", *flags, "--resume")
+  assert status == 2 and lines == [f"error: --resume: the sweep in {tmp_path} did not finish, and a sweep cannot be "
+                                   "resumed (its models train together and it keeps no checkpoints); pass --overwrite "
+                                   "to train it again"]
+  assert before == {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file() and p.name != "lock"}
+  assert cli.main("sweep", *BASE, "--seeds", "3", "--workdir", str(tmp_path), "--overwrite") == (0, [])
+  assert sorted(p.name for p in tmp_path.iterdir()) == ["lock", "notes.txt", "seed3_gain1_lr0.001", "summary.csv",
+                                                        "summary.md"]
+
+
+def test_a_sweep_folder_in_use_is_refused_naming_the_holder(tmp_path):
+  from lab10 import workdir
+  with workdir.Lock(tmp_path):
+    status, lines = cli.main("sweep", *BASE, "--workdir", str(tmp_path))
+  assert status == 2 and len(lines) == 1
+  assert lines[0].startswith(f"error: --workdir {tmp_path} is in use by pid {os.getpid()} on ")

@@ -300,3 +300,55 @@ def test_full_disk_at_start_is_one_line_and_leaves_no_temporary(small_disk):
   assert status == 4 and err.count("\n") == 1, err
   assert f"error: cannot write {small_disk / 'run' / 'config.json'}: No space left on device (ENOSPC)" in err
   assert not list(small_disk.rglob("*.tmp"))
+
+
+def test_a_second_process_on_a_training_run_exits_2_naming_the_holder(tmp_path):
+  first = cli.popen("train", *KILL_RUN, "--epochs", "50", "--workdir", str(tmp_path))
+  try:
+    deadline = time.monotonic() + 120
+    while f"pid {first.pid} " not in ((tmp_path / "lock").read_text() if (tmp_path / "lock").exists() else ""):
+      assert first.poll() is None and time.monotonic() < deadline, first.communicate()
+      time.sleep(0.05)
+    for flags in ([], ["--resume"], ["--overwrite"]):  # the same command, --resume, --overwrite: all refused
+      status, lines = cli.main("train", *KILL_RUN, "--epochs", "50", "--workdir", str(tmp_path), *flags)
+      assert status == 2 and len(lines) == 1, lines
+      assert lines[0].startswith(f"error: --workdir {tmp_path} is in use by pid {first.pid} on "), lines
+    assert first.poll() is None, "the first run trains on"
+  finally:
+    first.kill()
+    first.wait()
+
+
+@pytest.fixture
+def killed_run(uninterrupted, tmp_path):
+  """The uninterrupted run as a kill after its last checkpoint leaves it: no summary.json."""
+  run = tmp_path / "run"
+  shutil.copytree(uninterrupted, run)
+  (run / "summary.json").unlink()
+  return run
+
+
+def _files(run):
+  return {p: p.read_bytes() for p in run.rglob("*") if p.is_file() and p.name != "lock"}
+
+
+@pytest.mark.parametrize("change,message", [
+    ("edit lr", "config.json was edited after the run wrote it (its config no longer matches its config_sha256); "
+                "undo the edit to --resume, or pass --overwrite to start a new run with flags"),
+    ("delete config.json", "holds checkpoints/, metrics.jsonl but no config.json: whose run they are "
+                           "cannot be told; pass --overwrite to replace them, or choose another --workdir"),
+    ("delete metrics.jsonl", "metrics.jsonl is missing, but the run has a checkpoint of epoch 6; restore the file to "
+                             "--resume, or pass --overwrite to start the run again"),
+])
+def test_a_run_changed_by_hand_is_refused_in_one_line_and_kept(change, message, killed_run):
+  if change == "edit lr":
+    text = (killed_run / "config.json").read_text()
+    assert '"lr": 0.001' in text
+    (killed_run / "config.json").write_text(text.replace('"lr": 0.001', '"lr": 0.002'))
+  else:
+    (killed_run / change.split()[1]).unlink()
+  before = _files(killed_run)
+  for flags in (["--resume"], *([KILL_RUN] if "config" in change else [])):
+    status, lines = cli.main("train", "--workdir", str(killed_run), *flags)
+    assert status == 2 and len(lines) == 1 and message in lines[0], lines
+  assert before == _files(killed_run), "a refused run deletes and changes nothing"

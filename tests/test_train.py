@@ -451,3 +451,52 @@ def test_resume_with_more_epochs_extends_the_run_exactly(small, whole, tmp_path)
   train.fit(_config(run, epochs=3, resume=True), small, verbose=False)
   assert (run / "metrics.jsonl").read_bytes() == (whole / "metrics.jsonl").read_bytes()
   assert _summary(run)["params_sha256"] == _summary(whole)["params_sha256"]
+
+
+def _largest_file(folder):
+  return max((p for p in folder.rglob("*") if p.is_file()), key=lambda p: p.stat().st_size)
+
+
+def _flip_middle_bit(path):
+  data = bytearray(path.read_bytes())
+  data[len(data) // 2] ^= 1
+  path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("damage", ["bit flip", "truncated", "other model"])
+def test_a_damaged_newest_checkpoint_falls_back_to_the_one_before_and_resumes_exactly(damage, small, whole, tmp_path,
+                                                                                      capsys):
+  # A crash after epoch 3's checkpoint but before summary.json; then checkpoint 3 is damaged.
+  run = train.fit(_config(tmp_path / "run"), small, verbose=False).workdir
+  (run / "summary.json").unlink()
+  newest = run / "checkpoints" / "3"
+  if damage == "bit flip":
+    _flip_middle_bit(_largest_file(newest))
+  elif damage == "truncated":
+    (f := _largest_file(newest)).write_bytes(f.read_bytes()[: f.stat().st_size // 2])
+  else:  # checkpoint 3 of a run of wider layers copied in, with its digest
+    other = train.fit(_config(tmp_path / "other", width=(48,)), small, verbose=False).workdir
+    shutil.rmtree(newest)
+    shutil.copytree(other / "checkpoints" / "3", newest)
+    shutil.copy(other / "checkpoints" / "3.sha256.json", run / "checkpoints" / "3.sha256.json")
+  capsys.readouterr()
+  resumed = train.fit(_config(run, resume=True), small, verbose=False)
+  warning = capsys.readouterr().err.strip().splitlines()
+  assert len(warning) == 1 and warning[0].startswith(f"warning: {newest}") and warning[0].endswith(
+      f"resuming from the checkpoint of epoch 2 instead (1 damaged moved to {run / 'checkpoints.damaged'})")
+  assert sorted(p.name for p in (run / "checkpoints.damaged").iterdir()) == ["3", "3.sha256.json"]
+  assert (run / "metrics.jsonl").read_bytes() == (whole / "metrics.jsonl").read_bytes()
+  assert resumed.records == runs.read_jsonl(whole / "metrics.jsonl")
+  assert _summary(run)["params_sha256"] == _summary(whole)["params_sha256"]
+
+
+def test_no_intact_checkpoint_is_refused_naming_the_newest_and_changes_nothing(small, tmp_path):
+  run = train.fit(_config(tmp_path / "run"), small, verbose=False).workdir
+  (run / "summary.json").unlink()
+  for epoch in (2, 3):
+    _flip_middle_bit(_largest_file(run / "checkpoints" / str(epoch)))
+  before = {p: p.read_bytes() for p in run.rglob("*") if p.is_file() and p.name != "lock"}
+  with pytest.raises(runs.RunError, match=rf"^{run / 'checkpoints' / '3'}(:| ).*; no intact checkpoint to resume "
+                                          r"from: pass --overwrite to start the run again$"):
+    train.fit(_config(run, resume=True), small, verbose=False)
+  assert before == {p: p.read_bytes() for p in run.rglob("*") if p.is_file() and p.name != "lock"}

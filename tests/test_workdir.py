@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+import os
 import re
 from pathlib import Path
 
@@ -24,7 +25,7 @@ def _fake_run(path: Path, *, checkpoints=(), finished=False, **overrides) -> Pat
   """A run directory as ``fit`` leaves it, without training: config.json, checkpoint folders, summary.json."""
   path.mkdir(parents=True, exist_ok=True)
   c = _config(path, **overrides)
-  runs.write_json(path / workdir.CONFIG, {"config": c.to_json()})
+  runs.write_json(path / workdir.CONFIG, {"config": c.to_json(), "config_sha256": C.sha256(c)})
   for epoch in checkpoints:
     (path / workdir.CHECKPOINTS / str(epoch)).mkdir(parents=True)
   if finished:
@@ -77,6 +78,23 @@ def test_plan_of_a_workdir_that_holds_a_run(run, flags, expected, tmp_path):
       workdir.plan(c, path)
     assert expected.format(run=path) in str(err.value) and "\n" not in str(err.value)
   assert before == {p: p.stat().st_mtime_ns for p in path.rglob("*")}, "plan decides; it never writes"
+
+
+def test_plan_refuses_run_files_without_config_json_and_a_folder_in_use(tmp_path):
+  run = _fake_run(tmp_path / "run", checkpoints=[1])
+  (run / workdir.CONFIG).unlink()
+  (run / workdir.METRICS).write_text("")
+  for flags in ({}, dict(resume=True)):
+    with pytest.raises(C.ConfigError, match=r"holds checkpoints/, metrics.jsonl but no config.json: whose run they are "
+                                            r"cannot be told; pass --overwrite to replace them"):
+      workdir.plan(_config(run, **flags), run)
+  assert workdir.plan(_config(run, overwrite=True), run) == "new"
+  with workdir.Lock(run):
+    assert (run / workdir.LOCK).read_text().startswith(f"pid {os.getpid()} on ")
+    with pytest.raises(C.ConfigError, match=rf"--workdir {run} is in use by pid {os.getpid()} on .* since "):
+      workdir.plan(_config(run, overwrite=True), run)
+    assert workdir.plan(_config(run, overwrite=True), run, locked=True) == "new"
+  assert workdir.plan(_config(run, overwrite=True), run) == "new"  # released
 
 
 def test_plan_names_unreadable_run_files(tmp_path):
