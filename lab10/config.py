@@ -359,16 +359,17 @@ def load_json(path) -> Config:
     with open(path) as f:
       stored = json.load(f)
     values = stored["config"]
-    if "config_sha256" not in stored:
-      raise ConfigError(f"{path} has no config_sha256 (an older lab10 wrote it), so whether it was edited cannot be "
-                        "told; pass --overwrite to start the run again, or choose another --workdir")
-    edited = hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest() != stored["config_sha256"]
+    unverifiable = "config_sha256" not in stored  # an older lab10 wrote it
+    edited = hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest() != stored.get("config_sha256")
     values["width"] = tuple(values["width"])
     config = Config(**values)
   except (OSError, ValueError, KeyError, TypeError) as e:
     raise ConfigError(f"{path} cannot be read as a lab10 run config ({e.__class__.__name__}: "
                       f"{str(e).splitlines()[0] if str(e) else ''}); pass --overwrite or choose another --workdir"
                       ) from None
+  if unverifiable:
+    raise ConfigError(f"{path} has no config_sha256 (an older lab10 wrote it), so whether it was edited cannot be "
+                      "told; pass --overwrite to start the run again, or choose another --workdir")
   if edited:
     raise ConfigError(f"{path} was edited after the run wrote it (its config no longer matches its config_sha256); "
                       "undo the edit to --resume, or pass --overwrite to start a new run with flags")
