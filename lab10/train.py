@@ -21,6 +21,7 @@ import numpy as np
 import optax
 from flax import nnx
 
+from lab10 import checkpoints as checkpoints_lib
 from lab10 import config as config_lib
 from lab10 import data, devices, divergence, probes, progress, runs, tensorboard, workdir
 from lab10 import step as step_lib
@@ -285,7 +286,7 @@ def _train(config: config_lib.Config, ds: data.Dataset, path: Path, plan: str, v
       return jax.device_get({k: evaluate(state.params, state.rest, *v) for k, v in eval_sets.items()})
 
   stamp = {"config_sha256": config_lib.sha256(config, ignore=(*config_lib.RUN_CONTROL, "epochs"))}
-  with (runs.Checkpoints(path / workdir.CHECKPOINTS, config.keep_checkpoints, stamp) as checkpoints,
+  with (checkpoints_lib.Checkpoints(path / workdir.CHECKPOINTS, config.keep_checkpoints, stamp) as checkpoints,
         _loggers(config, path, callbacks) as callbacks):
     log = workdir.Log(path, plan, checkpoints, edges)
     state, data_key = log.restore(s.state, s.data_key)

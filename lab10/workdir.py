@@ -34,6 +34,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from lab10 import checkpoints as checkpoints_lib
 from lab10 import config as config_lib
 from lab10 import data, devices, runs
 
@@ -302,7 +303,7 @@ class Log:
   the logs in step with it, writes config.json, each epoch's records and, at the end, summary.json. With
   several processes (``--distributed``) every one keeps the records, and process 0 alone writes them."""
 
-  def __init__(self, workdir: Path, plan: str, checkpoints: runs.Checkpoints, edges: np.ndarray | None):
+  def __init__(self, workdir: Path, plan: str, checkpoints: checkpoints_lib.Checkpoints, edges: np.ndarray | None):
     self.workdir, self.plan, self.checkpoints, self.edges = workdir, plan, checkpoints, edges
     self.writes = devices.primary()
     self.epoch, self.records, self.histograms = 0, [], {}
@@ -336,7 +337,7 @@ class Log:
       try:
         saved = self.checkpoints.restore(epoch, like)
         break
-      except runs.CheckpointError as e:
+      except checkpoints_lib.CheckpointError as e:
         damaged.append((epoch, e))
     else:
       if damaged:

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 import cli
+from lab10 import checkpoints as checkpoints_lib
 from lab10 import activations, config, data, initializers, runs, workdir
 
 # A tiny run: 10k synthetic examples, 200 steps an epoch, a few tenths of a second per epoch on CPU.
@@ -171,7 +172,7 @@ def _assert_identical(run, reference):
   assert (run / "metrics.jsonl").read_bytes() == (reference / "metrics.jsonl").read_bytes()
   summary = lambda path: json.loads((path / "summary.json").read_text())
   assert summary(run)["params_sha256"] == summary(reference)["params_sha256"]
-  with runs.Checkpoints(run / workdir.CHECKPOINTS, 3) as a, runs.Checkpoints(reference / workdir.CHECKPOINTS, 3) as b:
+  with checkpoints_lib.Checkpoints(run / workdir.CHECKPOINTS, 3) as a, checkpoints_lib.Checkpoints(reference / workdir.CHECKPOINTS, 3) as b:
     final_a, final_b = a.restore(6), b.restore(6)
   for x, y in zip(jax.tree.leaves(final_a), jax.tree.leaves(final_b), strict=True):
     np.testing.assert_array_equal(x, y)

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
+from lab10 import checkpoints as checkpoints_lib
 from lab10 import config as C
 from lab10 import data, divergence, progress, runs, step, train, workdir
 
@@ -397,7 +398,7 @@ def test_divergence_in_epoch_2_keeps_metrics_and_the_checkpoint_of_epoch_1(tmp_p
   records = runs.read_jsonl(tmp_path / "metrics.jsonl")
   assert [r["epoch"] for r in records] == [1, 2] and records[1]["train_loss"] is None
   assert workdir.checkpoint_epochs(tmp_path) == [1] and not (tmp_path / "summary.json").exists()
-  with runs.Checkpoints(tmp_path / workdir.CHECKPOINTS, 3) as checkpoints:
+  with checkpoints_lib.Checkpoints(tmp_path / workdir.CHECKPOINTS, 3) as checkpoints:
     saved = checkpoints.restore(1)
   assert int(saved["epoch"]) == 1 and int(saved["state"]["step"]) == 40
   assert all(np.isfinite(a).all() for a in jax.tree.leaves(saved["state"]))

@@ -11,6 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from lab10 import checkpoints as checkpoints_lib
 from lab10 import config as C
 from lab10 import data, runs, train, workdir
 
@@ -219,7 +220,7 @@ SCORES = {"test": {"loss": 1.0, "accuracy": 0.25}}
 def test_log_writes_a_new_run_and_resumes_it_in_step_with_its_checkpoint(tmp_path):
   state, key = {"w": jnp.arange(3.0)}, jax.random.key(4)
   edges = np.array([-1.0, 0.0, 1.0], np.float32)
-  with runs.Checkpoints(tmp_path / workdir.CHECKPOINTS, 3) as checkpoints:
+  with checkpoints_lib.Checkpoints(tmp_path / workdir.CHECKPOINTS, 3) as checkpoints:
     log = workdir.Log(tmp_path, "new", checkpoints, edges)
     restored, restored_key = log.restore(state, key)
     assert restored is state and restored_key is key and log.epoch == 0
@@ -234,7 +235,7 @@ def test_log_writes_a_new_run_and_resumes_it_in_step_with_its_checkpoint(tmp_pat
     assert saved["step"].tolist() == [0, 2, 4, 6, 8, 10] and saved["epoch"].tolist() == [1, 1, 2, 2, 3, 3]
     assert saved["dense_0"].shape == (6, 2) and saved["edges"].tolist() == [-1.0, 0.0, 1.0]
 
-  with runs.Checkpoints(tmp_path / workdir.CHECKPOINTS, 3) as checkpoints:
+  with checkpoints_lib.Checkpoints(tmp_path / workdir.CHECKPOINTS, 3) as checkpoints:
     log = workdir.Log(tmp_path, "resume", checkpoints, edges)
     restored, restored_key = log.restore(state, jax.random.key(0))
     assert log.epoch == 2 and restored["w"].tolist() == [2.0, 3.0, 4.0]
@@ -257,7 +258,7 @@ def test_log_writes_a_new_run_and_resumes_it_in_step_with_its_checkpoint(tmp_pat
 
 
 def test_log_refuses_to_resume_when_the_metrics_miss_an_epoch(tmp_path):
-  with runs.Checkpoints(tmp_path / workdir.CHECKPOINTS, 3) as checkpoints:
+  with checkpoints_lib.Checkpoints(tmp_path / workdir.CHECKPOINTS, 3) as checkpoints:
     checkpoints.save(2, workdir.checkpoint({"w": jnp.zeros(2)}, jax.random.key(0), 2))
     checkpoints.wait()
     runs.append_jsonl(tmp_path / workdir.METRICS, {"epoch": 1})

@@ -1,0 +1,212 @@
+"""Checkpoints: one orbax checkpoint per epoch, each verified against a digest of its arrays before it is used.
+
+Arrays are stored as nested dictionaries named by their paths (``state/params/blocks/0/layer/kernel``), so
+``orbax.checkpoint`` alone can read them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import re
+import shutil
+from pathlib import Path
+
+import jax
+import numpy as np
+
+from lab10 import cli, runs
+
+
+class CheckpointError(runs.RunError):
+  """One checkpoint is damaged, unverifiable or another model's; an older one may still be intact."""
+
+
+def _key_name(key) -> str:
+  for attr in ("key", "name", "idx"):  # DictKey, GetAttrKey, SequenceKey / FlattenedIndexKey
+    if hasattr(key, attr):
+      return str(getattr(key, attr))
+  raise TypeError(f"unsupported pytree path entry {key!r}")
+
+
+def _names(path) -> list[str]:
+  names = [_key_name(k) for k in path]
+  return names[:-1] if len(names) > 1 and names[-1] == "value" else names  # an NNX Variable's payload
+
+
+def to_tree(pytree) -> dict:
+  """Host copy of ``pytree`` as nested dicts of NumPy arrays named by their paths
+  (``params/blocks/0/layer/kernel``); PRNG keys become their raw ``key_data``. Independent of
+  how orbax treats NNX ``State`` or optax NamedTuples, and readable without lab10."""
+  out: dict = {}
+  for path, leaf in jax.tree_util.tree_flatten_with_path(pytree)[0]:
+    names = _names(path)
+    node = out
+    for name in names[:-1]:
+      node = node.setdefault(name, {})
+    # np.array copies: the device buffers are donated to the next epoch while orbax writes.
+    node[names[-1]] = np.array(jax.random.key_data(leaf) if runs.is_key(leaf) else leaf)
+  return out
+
+
+def from_tree(tree: dict, like):
+  """Inverse of ``to_tree``: ``tree``'s arrays in the structure (and PRNG key types) of ``like``."""
+  paths, treedef = jax.tree_util.tree_flatten_with_path(like)
+  leaves = []
+  for path, leaf in paths:
+    value = tree
+    for name in _names(path):
+      value = value[name]
+    if runs.is_key(leaf):
+      leaves.append(jax.random.wrap_key_data(value, impl=jax.random.key_impl(leaf)))
+    else:
+      leaves.append(jax.numpy.asarray(value, dtype=leaf.dtype))
+  return jax.tree.unflatten(treedef, leaves)
+
+
+def _flat(tree: dict, prefix: str = "") -> dict[str, np.ndarray]:
+  out = {}
+  for name, value in tree.items():
+    out.update(_flat(value, f"{prefix}{name}/") if isinstance(value, dict) else {f"{prefix}{name}": value})
+  return out
+
+
+def array_digests(tree: dict) -> dict[str, str]:
+  """``{path: "dtype shape sha256"}`` of each array of a ``to_tree`` tree."""
+  return {k: f"{v.dtype}{list(v.shape)} {hashlib.sha256(np.ascontiguousarray(v).tobytes()).hexdigest()}"
+          for k, v in _flat(tree).items()}
+
+
+class Checkpoints:
+  """``<folder>/<epoch>/``: one orbax checkpoint per epoch, the newest ``keep`` kept, each with its digest
+  ``<folder>/<epoch>.sha256.json``: every array's dtype, shape and SHA-256, and ``stamp`` (the run's config hash).
+
+  orbax writes each checkpoint into a temporary folder and renames it when complete, so a kill at any moment
+  leaves only complete checkpoints (temporaries are removed on the next open). The digest is computed from the
+  host copy and written before orbax starts, so a complete checkpoint always has one; a checkpoint that does
+  not match its digest (a flipped bit, a truncated file, one copied in from another run) is refused by
+  ``restore``. Saving is asynchronous: it overlaps the next epoch; ``wait`` blocks until it is on disk. A save that
+  failed raises runs.WriteError at the next ``save`` or ``wait``, its temporary folder removed. Inside ``with``,
+  a signal (``lab10.cli``) lets the checkpoint being written finish before the process leaves.
+  """
+
+  def __init__(self, folder: Path, keep: int, stamp: dict | None = None):
+    import orbax.checkpoint as ocp  # lazy: importing orbax costs half a second
+
+    cli.quiet_logs()  # orbax logs a failed save's tracebacks; runs.WriteError says it in one line
+    self._ocp, self.folder, self.stamp, self._saving = ocp, Path(folder).absolute(), stamp or {}, None
+    with runs.writing(self.folder):
+      self._manager = ocp.CheckpointManager(
+          self.folder, options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True,
+                                                            cleanup_tmp_directories=True))
+
+  def latest(self) -> int | None:
+    """The newest complete checkpoint's epoch, or None."""
+    return self._manager.latest_step()
+
+  def epochs(self) -> list[int]:
+    """The epochs of the complete checkpoints, oldest first."""
+    return sorted(self._manager.all_steps())
+
+  def digest_path(self, epoch: int) -> Path:
+    return self.folder / f"{epoch}.sha256.json"
+
+  def save(self, epoch: int, pytree) -> None:
+    tree = to_tree(pytree)
+    self.wait()  # the previous save had an epoch to finish: raise its failure; its digest is no orphan
+    runs.write_json(self.digest_path(epoch), {**self.stamp, "arrays": array_digests(tree)})
+    self._saving = epoch
+    with cli.deferred():
+      try:
+        self._manager.save(epoch, args=self._ocp.args.StandardSave(tree))
+      except Exception as e:
+        raise self._failed(e) from None
+
+  def restore(self, epoch: int, like=None):
+    """The checkpoint of ``epoch``, verified against its digest, in the structure of ``like`` (e.g. a freshly
+    initialised state), whose arrays' paths, dtypes and shapes it must have; as saved (nested dicts of arrays)
+    without ``like``. CheckpointError if it is damaged, has no digest, or is another run's or model's."""
+    path = self.folder / str(epoch)
+    try:
+      digest = runs.read_json(self.digest_path(epoch))
+    except runs.RunError:
+      digest = "broken"
+    if not isinstance(digest, dict) or not isinstance(digest.get("arrays"), dict):
+      raise CheckpointError(f"{path} has no valid digest {self.digest_path(epoch).name}: it cannot be verified")
+    try:
+      tree = self._manager.restore(epoch, args=self._ocp.args.StandardRestore(None))
+    except Exception as e:  # orbax and tensorstore raise many types; say which checkpoint and why
+      raise CheckpointError(f"{path} cannot be read ({e.__class__.__name__}: "
+                            f"{str(e).splitlines()[0] if str(e) else ''})") from None
+    actual = array_digests(tree)
+    for name in sorted(actual.keys() | digest["arrays"].keys()):
+      if actual.get(name) != digest["arrays"].get(name):
+        raise CheckpointError(f"{path}: array {name} does not match its digest (the checkpoint is damaged)")
+    for key, value in self.stamp.items():
+      if digest.get(key) != value:
+        raise CheckpointError(f"{path} was written by another run ({key} differs from this run's)")
+    if like is None:
+      return tree
+    expected = {k: v.rsplit(" ", 1)[0] for k, v in array_digests(to_tree(like)).items()}
+    found = {k: v.rsplit(" ", 1)[0] for k, v in actual.items()}
+    for name in sorted(expected.keys() | found.keys()):
+      if expected.get(name) != found.get(name):
+        raise CheckpointError(f"{path} holds {name} as {found.get(name, 'nothing')}, but this model's is "
+                              f"{expected.get(name, 'absent')}: a checkpoint of another model")
+    return from_tree(tree, like)
+
+  def set_aside(self, epoch: int) -> Path:
+    """Move the checkpoint of ``epoch`` and its digest to ``<folder>.damaged/`` (kept, out of the way)."""
+    self._manager.wait_until_finished()
+    aside = self.folder.with_name(self.folder.name + ".damaged")
+    aside.mkdir(exist_ok=True)
+    for path in (self.folder / str(epoch), self.digest_path(epoch)):
+      target, n = aside / path.name, 1
+      while target.exists():
+        target, n = aside / f"{path.name}.{n}", n + 1
+      if path.exists():
+        os.replace(path, target)
+    self._manager.reload()
+    return aside
+
+  def wait(self) -> None:
+    """Block until the checkpoint being written is on disk; runs.WriteError if runs.writing it failed."""
+    try:
+      self._manager.wait_until_finished()
+    except Exception as e:
+      raise self._failed(e) from None
+    self._saving = None
+    kept = set(self._manager.all_steps())
+    for path in self.folder.glob("*.sha256.json"):  # digests of checkpoints orbax dropped, or never finished
+      if path.name.split(".")[0] not in map(str, kept):
+        path.unlink()
+
+  def _failed(self, e: Exception) -> runs.WriteError:
+    """runs.WriteError naming the checkpoint and the OS error (tensorstore reports it as text); no temporaries left."""
+    epoch, self._saving = self._saving, None
+    for tmp in self.folder.glob("*.orbax-checkpoint-tmp*"):
+      shutil.rmtree(tmp, ignore_errors=True)
+    if not isinstance(e, OSError):
+      code = re.search(r"os_error_code='?(\d+)", str(e))
+      e = (OSError(int(code[1]), os.strerror(int(code[1]))) if code
+           else OSError(None, f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"))
+    return runs.WriteError(self.folder / str(epoch) if epoch is not None else self.folder, e)
+
+  def close(self) -> None:
+    self.wait()
+    self._manager.close()
+
+  def __enter__(self):
+    self._finishing = cli.at_exit(self._manager.wait_until_finished)
+    self._finishing.__enter__()
+    return self
+
+  def __exit__(self, *exc):
+    self._finishing.__exit__(*exc)
+    if exc[0] is None:
+      self.close()
+    else:  # already failing: a failed save's error is not the one to report
+      with contextlib.suppress(Exception):
+        self.close()
+
