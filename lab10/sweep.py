@@ -26,6 +26,7 @@ import numpy as np
 import optax
 from jax.sharding import PartitionSpec as P
 
+from lab10 import flags
 from lab10 import config as config_lib
 from lab10 import data, devices, progress, runs, train
 from lab10 import step as step_lib
@@ -213,7 +214,7 @@ def _floats(text: str) -> list[float]:
 
 def parser(description: str) -> argparse.ArgumentParser:
   """Every Config flag (the shared settings), the swept values, and --distributed."""
-  p = config_lib.parser(description)
+  p = flags.parser(description)
   p.add_argument("--seeds", type=_ints, default=None, metavar="A:B|A,B,..", help="seeds to sweep (default: --seed)")
   p.add_argument("--init_gains", type=_floats, default=None, metavar="G,..", help="init gains sigma_w to sweep (default: --init_gain)")
   p.add_argument("--lrs", type=_floats, default=None, metavar="LR,..", help="learning rates to sweep (default: --lr)")
@@ -225,7 +226,7 @@ def from_args(args: argparse.Namespace) -> list[config_lib.Config]:
     if getattr(args, flag) is not None:
       raise config_lib.ConfigError(f"--{flag} is for scripts/train.py: a sweep keeps no checkpoints and logs no "
                                    "per-layer statistics")
-  base = config_lib.from_args(args)
+  base = flags.from_args(args)
   if base.tensorboard:
     raise config_lib.ConfigError("--tensorboard is for scripts/train.py; convert a sweep's model folders with "
                                  "scripts/to_tensorboard.py")

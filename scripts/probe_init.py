@@ -2,6 +2,7 @@
 """Per-layer forward and backward statistics at initialization, over activations x initializers x depths x
 widths (MLPs), averaged over seeds; one CSV row per network and layer (and the same rows as JSON)."""
 
+from lab10 import flags
 from lab10 import cli
 
 if __name__ == "__main__":  # before the heavy imports: a signal while JAX loads is one line too
@@ -37,7 +38,7 @@ def _check(flag: str, values: list[int], what: str) -> None:
 
 def main(argv=None) -> int:
   # argparse errors in one line, exit 2; --help shows every default
-  p = config.OneLineParser(description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+  p = flags.OneLineParser(description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
   p.add_argument("--activations", type=_names, default="tanh,relu", help="comma-separated activations")
   p.add_argument("--inits", type=_names, default="glorot_standard,glorot_uniform,he_normal",
                  help="comma-separated kernel initializers")

@@ -7,11 +7,12 @@ Exit status 0 done, 2 bad input (no run directory, or OUT already holds event fi
 
 import sys
 
+from lab10 import flags
 from lab10 import config, runs, tensorboard, workdir
 
 
 def main(argv=None) -> int:
-  p = config.OneLineParser(description=__doc__)  # argparse errors in one line, exit 2
+  p = flags.OneLineParser(description=__doc__)  # argparse errors in one line, exit 2
   p.add_argument("run_dir", metavar="RUN_DIR", help="a run directory of scripts/train.py (or one model of a sweep)")
   p.add_argument("--out", default=None,
                  help=f"folder for the event files (default: RUN_DIR/{workdir.TENSORBOARD})")

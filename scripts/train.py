@@ -8,6 +8,7 @@ Exit status 0 done, 2 bad input (flags, data files, run directory), 3 divergence
 
 import sys
 
+from lab10 import flags
 from lab10 import cli
 
 if __name__ == "__main__":  # before the heavy imports: Ctrl-C while JAX loads is one line too
@@ -19,14 +20,14 @@ from lab10 import config, data, devices, divergence, runs, train  # noqa: E402
 
 
 def main(argv=None) -> int:
-  args = devices.add_flags(config.parser(__doc__)).parse_args(argv)
+  args = devices.add_flags(flags.parser(__doc__)).parse_args(argv)
   try:
     devices.initialize_distributed(args.distributed, args.coordinator, args.num_processes, args.process_id)
   except ValueError as e:  # JAX's own message: "Number of processes must be defined.", a process_id out of range
     print(f"error: --distributed: {e} (give --coordinator, --num_processes and --process_id)", file=sys.stderr)
     return cli.BAD_INPUT
   try:
-    train.fit(config.from_args(args))
+    train.fit(flags.from_args(args))
   except (config.ConfigError, data.DataError, runs.RunError) as e:
     print(f"error: {e}", file=sys.stderr)
     return cli.BAD_INPUT

@@ -2,6 +2,7 @@
 script, tests/test_script_*.py.)"""
 
 import dataclasses
+import hashlib
 import importlib.util
 import json
 
@@ -11,6 +12,13 @@ import pytest
 from flax import nnx
 
 from lab10 import config as C
+from lab10 import flags
+
+
+def _config_json(values: dict) -> str:
+  """config.json as a run writes it: the settings and their hash."""
+  digest = hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()
+  return json.dumps({"config": values, "config_sha256": digest})
 
 
 def test_presets_follow_the_seed_labs():
@@ -33,9 +41,9 @@ def test_explicit_values_override_the_preset():
 
 
 def test_flags_parse_into_config():
-  args = C.parser("t").parse_args(["--preset", "lab10-3-xavier", "--width", "64,32", "--batchnorm", "true",
+  args = flags.parser("t").parse_args(["--preset", "lab10-3-xavier", "--width", "64,32", "--batchnorm", "true",
                                    "--lr", "0.01", "--activation", "tanh"])
-  c = C.from_args(args)
+  c = flags.from_args(args)
   assert c.width == (64, 32) and c.hidden_widths == (64, 32) and c.batchnorm and c.lr == 0.01
   assert c.activation == "tanh" and c.preset == "lab10-3-xavier" and c.epochs == 15
 
@@ -59,7 +67,7 @@ def test_weight_decay_is_l2_on_kernels_only():
 
 def test_config_round_trips_through_json(tmp_path):
   c = C.with_preset("lab10-4-deep", seed=3)
-  (tmp_path / "config.json").write_text(json.dumps({"config": c.to_json()}))
+  (tmp_path / "config.json").write_text(_config_json(c.to_json()))
   assert C.load_json(tmp_path / "config.json") == c
 
 
@@ -73,10 +81,10 @@ def test_differences_name_each_setting_that_differs_outside_run_control():
 def test_resume_flags_take_the_runs_own_config(tmp_path):
   stored = C.with_preset(None, dataset="synthetic", depth=2, width=(32,), batchnorm=True, lr=0.05,
                          workdir=str(tmp_path))
-  (tmp_path / "config.json").write_text(json.dumps({"config": stored.to_json()}))
+  (tmp_path / "config.json").write_text(_config_json(stored.to_json()))
 
-  def parse(*flags):
-    return C.from_args(C.parser("t").parse_args([*flags, "--workdir", str(tmp_path), "--resume"]))
+  def parse(*given):
+    return flags.from_args(flags.parser("t").parse_args([*given, "--workdir", str(tmp_path), "--resume"]))
 
   c = parse()
   assert c.lr == 0.05 and c.batchnorm and c.resume and c.width == (32,)
@@ -84,7 +92,7 @@ def test_resume_flags_take_the_runs_own_config(tmp_path):
   assert parse("--keep_checkpoints", "1").keep_checkpoints == 1  # how a run is carried out may change
   with pytest.raises(C.ConfigError, match=r"these flags differ from it: --lr 0.1 \(run: 0.05\); drop them"):
     parse("--lr", "0.1")
-  (tmp_path / "config.json").write_text('{"config": {"lr": 1}}')
+  (tmp_path / "config.json").write_text(_config_json({"lr": 1}))
   with pytest.raises(C.ConfigError, match=r"config.json cannot be read as a lab10 run config \(KeyError: 'width'\)"):
     parse()
 
@@ -96,11 +104,11 @@ def test_matmul_precision_is_exact_by_default_and_part_of_what_a_run_computes(tm
       "--matmul_precision default (run: highest)"]
   # A run recorded before the field existed loads with the default.
   old = {k: v for k, v in run.to_json().items() if k not in ("matmul_precision", "tensorboard")}
-  (tmp_path / "config.json").write_text(json.dumps({"config": old}))
+  (tmp_path / "config.json").write_text(_config_json(old))
   assert C.load_json(tmp_path / "config.json") == run
 
-  def parse(*flags):
-    return C.from_args(C.parser("t").parse_args([*flags, "--workdir", str(tmp_path), "--resume"]))
+  def parse(*given):
+    return flags.from_args(flags.parser("t").parse_args([*given, "--workdir", str(tmp_path), "--resume"]))
 
   with pytest.raises(C.ConfigError, match=r"--matmul_precision high \(run: highest\)"):
     parse("--matmul_precision", "high")
@@ -113,3 +121,10 @@ def test_tensorboard_without_tensorboardx_is_a_one_line_error(monkeypatch):
   with pytest.raises(C.ConfigError, match=r"^--tensorboard needs tensorboardX, which is not installed; pip install "):
     C.with_preset(None, tensorboard=True)
   assert not C.with_preset(None).tensorboard
+
+
+def test_a_config_json_without_its_hash_is_refused_in_one_line(tmp_path):
+  (tmp_path / "config.json").write_text(json.dumps({"config": C.Config().to_json()}))  # as an older lab10 wrote it
+  with pytest.raises(C.ConfigError, match=r"has no config_sha256 \(an older lab10 wrote it\), so whether it was "
+                                          r"edited cannot be told; pass --overwrite"):
+    C.load_json(tmp_path / "config.json")

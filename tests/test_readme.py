@@ -17,15 +17,15 @@ def test_ci_runs_the_readme_install_and_test_commands():
 
 def _flags_of(script: str) -> set[str]:
   """The flags scripts/<script> accepts: its own add_argument calls, plus Config's where it parses those."""
-  from lab10 import config, devices, sweep
+  from lab10 import devices, flags, sweep
 
   source = (ROOT / "scripts" / script).read_text()
-  flags = set(re.findall(r'add_argument\(\s*"--([a-z_]+)"', source))
+  found = set(re.findall(r'add_argument\(\s*"--([a-z_]+)"', source))
   if "sweep.parser(" in source:
-    flags |= {a.dest for a in sweep.parser("")._actions}
-  elif "config.parser(" in source:
-    flags |= {a.dest for a in devices.add_flags(config.parser(""))._actions}
-  return flags
+    found |= {a.dest for a in sweep.parser("")._actions}
+  elif "flags.parser(" in source:
+    found |= {a.dest for a in devices.add_flags(flags.parser(""))._actions}
+  return found
 
 
 def test_readme_commands_run_scripts_that_exist_with_their_flags():

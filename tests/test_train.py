@@ -16,6 +16,7 @@ from flax import nnx
 
 from lab10 import checkpoints as checkpoints_lib
 from lab10 import config as C
+from lab10 import flags
 from lab10 import data, divergence, progress, runs, step, train, workdir
 
 
@@ -285,10 +286,10 @@ def test_cnn_trains_on_mnist_subset(mnist, tmp_path):
 
 
 def test_training_with_log_stats_every_writes_every_logged_step(tmp_path):
-  args = C.parser("test").parse_args(["--dataset", "synthetic", "--depth", "3", "--width", "16", "--activation",
+  args = flags.parser("test").parse_args(["--dataset", "synthetic", "--depth", "3", "--width", "16", "--activation",
                                       "tanh", "--epochs", "2", "--batch_size", "100", "--log_stats_every", "3",
                                       "--log_histograms", "true", "--workdir", str(tmp_path)])
-  result = train.fit(C.from_args(args), data.synthetic(sizes=(1000, 200)), verbose=False)
+  result = train.fit(flags.from_args(args), data.synthetic(sizes=(1000, 200)), verbose=False)
   records = runs.read_jsonl(result.workdir / "stats.jsonl")
   # 10 steps per epoch; every epoch logs its local steps 0, 3, 6, 9, at global steps 0, 3, … 10, 13, ….
   assert [r["step"] for r in records] == [0, 3, 6, 9, 10, 13, 16, 19] and [r["epoch"] for r in records][-1] == 2
