@@ -27,6 +27,7 @@ import optax
 from jax.sharding import PartitionSpec as P
 
 from lab10 import flags
+from lab10 import runlog
 from lab10 import config as config_lib
 from lab10 import data, devices, progress, runs, train
 from lab10 import step as step_lib
@@ -160,7 +161,7 @@ def _train(configs: list[config_lib.Config], ds: data.Dataset, workdir: Path, ve
         steps_per_epoch=len(ds.train_y) // base.batch_size, measure=measure, precision=base.matmul_precision):
       for i, c in enumerate(configs):
         pick = lambda tree: jax.tree.map(lambda a: a[i], tree)
-        records[i] = workdir_lib.epoch_record(epoch, int(step[i]), pick(steps), pick(scores))
+        records[i] = runlog.epoch_record(epoch, int(step[i]), pick(steps), pick(scores))
         if diverged[i] is None:
           runs.append_jsonl(Path(c.workdir) / workdir_lib.METRICS, records[i])
           if not (np.all(np.isfinite(steps["loss"][i])) and steps["params_finite"][i]):

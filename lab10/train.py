@@ -24,6 +24,7 @@ from flax import nnx
 from lab10 import checkpoints as checkpoints_lib
 from lab10 import config as config_lib
 from lab10 import data, devices, divergence, probes, progress, runs, tensorboard, workdir
+from lab10 import runlog
 from lab10 import step as step_lib
 
 EVAL_BATCH = 1000
@@ -288,7 +289,7 @@ def _train(config: config_lib.Config, ds: data.Dataset, path: Path, plan: str, v
   stamp = {"config_sha256": config_lib.sha256(config, ignore=(*config_lib.RUN_CONTROL, "epochs"))}
   with (checkpoints_lib.Checkpoints(path / workdir.CHECKPOINTS, config.keep_checkpoints, stamp) as checkpoints,
         _loggers(config, path, callbacks) as callbacks):
-    log = workdir.Log(path, plan, checkpoints, edges)
+    log = runlog.Log(path, plan, checkpoints, edges)
     state, data_key = log.restore(s.state, s.data_key)
     state, x, y = devices.place((state, ds.train_x, ds.train_y), mesh)
     log.write_config(workdir.info(config, ds, state.params))
@@ -309,7 +310,7 @@ def _train(config: config_lib.Config, ds: data.Dataset, path: Path, plan: str, v
         divergence.check(epoch, int(state.step), steps, s.names)
         # Only finite states are checkpointed, after their epoch's records: a kill in between is undone on resume
         # by cutting the logs back to the checkpoint. (The save copies the state to the host.)
-        checkpoints.save(epoch, workdir.checkpoint(state, data_key, epoch))
+        checkpoints.save(epoch, runlog.checkpoint(state, data_key, epoch))
     checkpoints.wait()
   wall = time.perf_counter() - start
   log.write_summary({"wall_time_s": wall, "steps_per_s": (int(state.step) - start_step) / wall,
