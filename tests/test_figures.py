@@ -117,7 +117,7 @@ def test_meanfield_trainability_near_criticality(mnist_dir):
                                           steps=200, n_train=3000, resolution=8)
   ordered, critical = r.data["trained"][2][0]
   assert critical > 0.5 and ordered < 0.3, (ordered, critical)  # 30 layers ≫ 6ξ_c ≈ 11 at σ_w² = 0.7
-  # The theory panel is lab10.theory's (checked against references in tests/test_theory.py).
+  # The theory panel is lab10.meanfield's (checked against references in tests/test_meanfield.py).
   assert r.claims["tanh_critical_w2_b0.05"] == pytest.approx(1.76, abs=0.01)
   assert r.claims["xi_w2_1.76"] > 50 > 10 > r.claims["xi_w2_0.7"]
   assert r.claims["accuracy_depth30_w2_1.76"] == critical and r.claims["diverged_runs"] == 0

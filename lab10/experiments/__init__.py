@@ -9,7 +9,7 @@ and ``setting`` (the scale, in words). Defaults are full scale; ``QUICK[name]`` 
 
 By kind: ``at_init`` (networks at initialisation), ``training`` (one network per curve, followed over
 training), ``sweeps`` (grids of trained networks); ``common`` holds what they share. Per-layer statistics come
-from lab10/probes.py and the mean-field maps from lab10/theory.py; what is left here only composes them.
+from lab10/probes.py and the mean-field maps from lab10/meanfield.py; what is left here only composes them.
 """
 
 from lab10.experiments.at_init import (glorot_fig6_activations, glorot_fig7_backprop_gradients,

@@ -18,7 +18,7 @@ import numpy as np
 from flax import nnx
 
 from lab10 import config as config_lib
-from lab10 import data, divergence, labs, probes, progress, theory, train
+from lab10 import data, divergence, labs, meanfield, probes, progress, train
 from lab10.activations import DEFAULT_LEAKY_SLOPE
 from lab10.experiments.common import (LAB_BATCH, MOMENTUM, NUM_CLASSES, Result, Skipped, _f, _mlp_config, _mnist,
                                       _train_probed)
@@ -109,11 +109,11 @@ def meanfield_phase_diagram(data_dir=None, sigma_b2_grid: float = 0.05, depths=(
   tanh = jnp.tanh  # = activations.get("tanh"), the trained nets' φ
   w2 = np.linspace(*THEORY_SIGMA_W2, resolution)
   b2 = np.linspace(*THEORY_SIGMA_B2, resolution // 2)
-  xi = np.minimum(theory.correlation_depth_scale(tanh, w2[None, :], b2[:, None]), XI_CAP)
+  xi = np.minimum(meanfield.correlation_depth_scale(tanh, w2[None, :], b2[:, None]), XI_CAP)
   acc = _trainability(_mnist(data_dir, n_train), depths, sigma_w2s, sigma_b2_grid, width=width, steps=steps,
                       lr=lr, seed=seed)
-  xi_grid = np.minimum(theory.correlation_depth_scale(tanh, np.asarray(sigma_w2s, float), sigma_b2_grid), XI_CAP)
-  claims = {f"tanh_critical_w2_b{b:g}": (theory.critical_sigma_w2(tanh, b),
+  xi_grid = np.minimum(meanfield.correlation_depth_scale(tanh, np.asarray(sigma_w2s, float), sigma_b2_grid), XI_CAP)
+  claims = {f"tanh_critical_w2_b{b:g}": (meanfield.critical_sigma_w2(tanh, b),
                                           f"critical σ_w² at σ_b² = {b:g} (χ₁ = 1)")
             for b in (sigma_b2_grid, 0.0)}
   claims |= {f"xi_w2_{s:g}": (float(x), f"ξ_c at σ_w² = {s}, σ_b² = {sigma_b2_grid}")
@@ -122,7 +122,7 @@ def meanfield_phase_diagram(data_dir=None, sigma_b2_grid: float = 0.05, depths=(
                                               f"test accuracy, depth {d}, σ_w² = {s} (NaN: diverged)")
              for i, d in enumerate(depths) for j, s in enumerate(sigma_w2s)}
   claims["diverged_runs"] = (int(np.isnan(acc).sum()), "trained networks whose training loss turned non-finite")
-  critical = theory.critical_sigma_w2(tanh, b2)
+  critical = meanfield.critical_sigma_w2(tanh, b2)
   return Result.of(
       data=dict(sigma_w2=_f(w2), sigma_b2=_f(b2), depth_scale=xi.tolist(), critical_w2=_f(critical),
                 trained=(list(sigma_w2s), list(depths), acc.tolist()), bias_for_grid=sigma_b2_grid,

@@ -1,0 +1,344 @@
+"""Mean-field theory of deep random networks (Poole et al. 2016; Schoenholz et al. 2017): Gaussian expectations,
+the length map and its fixed point q*, χ₁, the correlation map and its fixed point c*, the depth scale ξ_c and
+the critical σ_w².
+
+Every map takes σ_w², σ_b² (and q, c) as floats or as NumPy arrays that broadcast together; arrays give
+arrays of the broadcast shape (one quadrature for the whole grid), floats give floats.
+
+Every lab10 activation is analytic except at u = 0, where φ' (relu, leaky_relu, elu, selu) or φ'' (softsign)
+jumps. A Gauss rule across a kink converges slowly (100 Gauss–Hermite nodes put SELU's χ₁ 1% low), so no
+rule below has a panel that straddles u = 0: the 1-d rule integrates z < 0 and z > 0 apart, the 2-d rule
+works in polar coordinates and splits the angle at the lines u₁ = 0 and u₂ = 0. For φ², φ'² and φφ'u of every
+lab10 activation the 1-d rule agrees with adaptive float64 quadrature to 1e-11 (q ≤ 3000); for φφ and φ'φ'
+the 2-d rule agrees with a 4× finer one to 1e-9 (q ≤ 10; 3e-8 at q = 30) and with ReLU's closed forms to 1e-14.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+Activation = Callable[[jax.Array], jax.Array]
+QUADRATURE_POINTS = 100  # per half-line z < 0, z > 0 of the 1-d rule: 1e-11 of adaptive quadrature for q ≤ 3000
+ARC_POINTS = 32  # per arc between kink lines of the 2-d (correlation) rule: 1e-9 for q ≤ 10 (see below)
+RADIUS_POINTS = 48  # along each ray of the 2-d rule
+GAUSS_CUTOFF = 10.0  # |z| and the radius r are cut here: Gaussian mass beyond, < 1e-21, is dropped
+
+
+def _out(x):
+  """A float for a 0-d result, else the array."""
+  x = np.asarray(x, np.float64)
+  return float(x) if x.ndim == 0 else x
+
+
+@functools.lru_cache(maxsize=None)
+def _legendre(points: int) -> tuple[np.ndarray, np.ndarray]:
+  """Gauss–Legendre nodes and weights on [0, 1]."""
+  t, w = np.polynomial.legendre.leggauss(points)
+  return 0.5 * (t + 1.0), 0.5 * w
+
+
+@functools.lru_cache(maxsize=None)
+def _normal(points: int) -> tuple[np.ndarray, np.ndarray]:
+  """Nodes z and weights w with Σ_i w_i f(z_i) ≈ E[f(z)], z ~ N(0, 1), for f analytic on either side of 0:
+  E[f(z)] = ∫_0^Z ϕ(z) (f(z) + f(−z)) dz (ϕ the standard normal density, Z = GAUSS_CUTOFF), by ``points``-node
+  Gauss–Legendre in t after z = Z t², which packs nodes next to 0, where f(√q z) bends sharply for large q."""
+  t, w = _legendre(points)
+  z = GAUSS_CUTOFF * t**2
+  w = w * 2 * GAUSS_CUTOFF * t * np.exp(-0.5 * z**2) / np.sqrt(2 * np.pi)
+  return np.concatenate([-z[::-1], z]), np.concatenate([w[::-1], w])
+
+
+def _root(q) -> np.ndarray:
+  # q = 0 as the limit q → 0⁺: the nodes ±√q z keep their signs, so a kink's one-sided slopes both count.
+  return np.sqrt(np.maximum(np.asarray(q, np.float64), np.finfo(np.float64).tiny))
+
+
+def gaussian_mean(f: Callable[[np.ndarray], np.ndarray], q, points: int = QUADRATURE_POINTS):
+  """E[f(√q z)] over z ~ N(0, 1), as ∫_0^∞ ϕ(z) (f(√q z) + f(−√q z)) dz with each half-line by Gauss–Legendre
+  (see ``_normal``): exact to rounding for f analytic on either side of 0. Elementwise over an array ``q`` (f
+  is applied to an array with one extra, last axis of nodes); q = 0 means q → 0⁺."""
+  z, w = _normal(points)
+  return _out(np.asarray(f(_root(q)[..., None] * z), np.float64) @ w)
+
+
+@functools.lru_cache(maxsize=None)
+def _polar(arc_points: int, radius_points: int) -> tuple[np.ndarray, ...]:
+  """The 2-d rule's pieces: radii r and weights with Σ w g(r) ≈ ∫_0^R r e^{−r²/2} g(r) dr (Gauss–Legendre
+  in t, r = R t², R = GAUSS_CUTOFF), and positions s ∈ (0, 1) and weights of the nodes within an arc,
+  s = 3t² − 2t³, which packs them at both ends, next to the kinks."""
+  t, w = _legendre(radius_points)
+  r = GAUSS_CUTOFF * t**2
+  w_r = w * 2 * GAUSS_CUTOFF * t * r * np.exp(-0.5 * r**2)
+  t, w = _legendre(arc_points)
+  return r, w_r, 3 * t**2 - 2 * t**3, 6 * t * (1 - t) * w
+
+
+def _bivariate_mean(f: Callable[[np.ndarray, np.ndarray], np.ndarray], q, c, arc_points: int = ARC_POINTS,
+                    radius_points: int = RADIUS_POINTS) -> np.ndarray:
+  """E[f(u₁, u₂)] with u₁ = √q z₁, u₂ = √q (c z₁ + √(1 − c²) z₂), z₁, z₂ ~ N(0, 1) independent (so that
+  Var u₁ = Var u₂ = q and corr(u₁, u₂) = c); elementwise over q and c. In polar coordinates z₁ = r cos θ,
+  z₂ = r sin θ, with cos θ₀ = c:
+  E[f] = (1/2π) ∫_0^{2π} dθ ∫_0^∞ r e^{−r²/2} f(√q r cos θ, √q r cos(θ − θ₀)) dr.
+  u₁ = 0 on the rays θ = π/2, 3π/2 and u₂ = 0 on θ = θ₀ + π/2, θ₀ + 3π/2; the four arcs between them,
+  of lengths θ₀, π − θ₀, θ₀, π − θ₀, get a Gauss rule each. f takes arrays with one extra, last axis of nodes
+  and may return extra leading axes, which the result keeps."""
+  r, w_r, s, w_s = _polar(arc_points, radius_points)
+  q, c = np.broadcast_arrays(np.asarray(q, np.float64), np.asarray(c, np.float64))
+  shape, q, c = q.shape, q.reshape(-1), c.reshape(-1)
+  chunk = max(1, 2**20 // (4 * arc_points * radius_points))  # elements per pass: 2²⁰ nodes bound the memory
+  parts = []
+  for i in range(0, max(q.size, 1), chunk):
+    theta0 = np.arccos(np.clip(c[i:i + chunk], -1.0, 1.0))[:, None]
+    start = np.array([0.5, 0.5, 1.5, 1.5]) * np.pi + np.array([0.0, 1.0, 0.0, 1.0]) * theta0
+    length = np.array([0.0, 1.0, 0.0, 1.0]) * np.pi + np.array([1.0, -1.0, 1.0, -1.0]) * theta0
+    theta = (start[..., None] + length[..., None] * s).reshape(len(theta0), -1, 1)  # n × 4·arc × 1
+    w = ((length[..., None] * w_s).reshape(len(theta0), -1, 1) * w_r / (2 * np.pi)).reshape(len(theta0), -1)
+    root_q = _root(q[i:i + chunk])[:, None, None]
+    u1 = (root_q * np.cos(theta) * r).reshape(w.shape)
+    u2 = (root_q * np.cos(theta - theta0[..., None]) * r).reshape(w.shape)
+    parts.append(np.sum(np.asarray(f(u1, u2), np.float64) * w, axis=-1))
+  out = np.concatenate(parts, axis=-1)
+  return out.reshape(out.shape[:-1] + shape)
+
+
+@functools.lru_cache(maxsize=64)
+def _compiled(phi: Activation):
+  return jax.jit(jax.vmap(jax.value_and_grad(lambda v: phi(v))))
+
+
+def _value_and_slope(phi: Activation) -> Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]:
+  """(φ, φ') elementwise in float64, φ' by automatic differentiation."""
+  both = _compiled(phi)
+
+  def f(x):
+    x = np.asarray(x, np.float64)
+    flat = x.reshape(-1)
+    # Padded to a power of two: the grids and shrinking Newton sets reuse a few compilations, where every new
+    # shape would compile anew (eagerly too, primitive by primitive).
+    padded = np.zeros(max(4096, 1 << max(flat.size - 1, 0).bit_length()))
+    padded[:flat.size] = flat
+    with jax.enable_x64(True):
+      value, slope = both(jnp.asarray(padded))
+    return (np.asarray(value, np.float64)[:flat.size].reshape(x.shape),
+            np.asarray(slope, np.float64)[:flat.size].reshape(x.shape))
+
+  return f
+
+
+def _numpy(phi: Activation) -> Callable[[np.ndarray], np.ndarray]:
+  """φ on NumPy arrays, evaluated in float64."""
+  both = _value_and_slope(phi)
+  return lambda x: both(x)[0]
+
+
+def derivative(phi: Activation) -> Callable[[np.ndarray], np.ndarray]:
+  """φ' elementwise, by automatic differentiation in float64."""
+  both = _value_and_slope(phi)
+  return lambda x: both(x)[1]
+
+
+def length_map(phi: Activation, q, sigma_w2, sigma_b2):
+  """Poole et al. 2016, Eq. 3: q_l = σ_w² ∫ Dz φ(√q_{l−1} z)² + σ_b²."""
+  return _out(np.asarray(sigma_w2) * gaussian_mean(lambda x: _numpy(phi)(x) ** 2, q) + np.asarray(sigma_b2))
+
+
+def fixed_point(phi: Activation, sigma_w2, sigma_b2, q0: float = 1.0, tol: float = 1e-12, max_iter: int = 100):
+  """q* = length_map(q*), the length that q_l = length_map(q_{l−1}) settles at from q_0 = ``q0``: the root
+  of F(q) = length_map(q) − q on q0's side, by Newton's method with
+  F'(q) = σ_w² ∫ Dz φ(u) φ'(u) u / q − 1, u = √q z (Eq. 3 differentiated in q),
+  falling back to bisection where a step would leave the bracket [lo, hi], F(lo) > 0 > F(hi). (Iterating the
+  map itself converges only algebraically next to criticality, where F'(q*) → 0.)
+  q0 itself where |F(q0)| ≤ tol·q0 (ReLU at σ_w² = 2, σ_b² = 0 fixes every q); 0 where the map fixes 0 and F < 0
+  just above it (σ_b² = 0, φ(0) = 0 and σ_w² φ'(0)² < 1 for smooth φ); inf where q_l grows without bound
+  (ReLU with σ_w² ≥ 2 and σ_b² > 0), that is, where F stays above −1e-13·q (rounding) up to q = 10¹⁰⁰·q0.
+  Converged where the last step moved q less than tol·q; raises RuntimeError naming the elements that did not
+  converge within ``max_iter`` steps."""
+  sigma_w2, sigma_b2 = np.broadcast_arrays(np.asarray(sigma_w2, np.float64), np.asarray(sigma_b2, np.float64))
+  shape, w2, b2 = sigma_w2.shape, sigma_w2.reshape(-1), sigma_b2.reshape(-1)
+  residual = _length_residual(phi, w2, b2)
+  if not q0 > 0:
+    raise ValueError(f"fixed_point: q0 = {q0} must be positive")
+  q0 = np.full(w2.size, float(q0))
+  q, lo, hi = _bracket(phi, residual, w2, b2, q0, tol)
+  active = _newton(residual, q, lo, hi, tol, max_iter)
+  if active.size:
+    worst = np.abs(hi[active] - lo[active]) / hi[active]
+    raise RuntimeError(f"fixed_point: {active.size} of {w2.size} elements did not converge in {max_iter} steps "
+                       f"(σ_w² = {w2[active][:3]}, σ_b² = {b2[active][:3]}, ...; bracket width up to "
+                       f"{np.max(worst):.1e} of q); raise max_iter or tol")
+  return _out(q.reshape(shape))
+
+
+def _length_residual(phi: Activation, w2: np.ndarray, b2: np.ndarray) -> Callable:
+  """``residual(q, i)``: F(q) = length_map(q) − q for the elements i of the flat σ_w², σ_b²; with slope=True
+  also F'(q) (see ``fixed_point``)."""
+  z, w = _normal(QUADRATURE_POINTS)
+  value_and_slope = _value_and_slope(phi)
+
+  def residual(q, i, slope=False):
+    x = _root(q)[:, None] * z
+    v, d = value_and_slope(x)
+    f = w2[i] * ((v * v) @ w) + b2[i] - q
+    return (f, w2[i] * ((v * d * x) @ w) / q - 1.0) if slope else f
+
+  return residual
+
+
+def _bracket(phi: Activation, residual: Callable, w2: np.ndarray, b2: np.ndarray, q0: np.ndarray,
+             tol: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+  """(q, lo, hi): q holds the elements that F settles without a search (q0, 0 or inf; see ``fixed_point``)
+  and NaN elsewhere; there [lo, hi] brackets the root on q0's side, F(lo) > 0 > F(hi)."""
+  f0 = residual(q0, np.arange(w2.size))
+  q = np.full(w2.size, np.nan)  # filled in as elements settle
+  q[np.abs(f0) <= tol * q0] = q0[0]
+  lo, hi = np.zeros(w2.size), q0.copy()
+  # Descending from q0: the bracket is [0, q0] unless the map fixes 0 (F(0) = σ_w² φ(0)² + σ_b² = 0); then
+  # F just above 0 says whether q_l dies out (q* = 0) or a positive q* repels it.
+  f_zero = w2 * _numpy(phi)(np.zeros(1))[0] ** 2 + b2
+  fixes_zero = np.isnan(q) & (f0 < 0) & (f_zero == 0)
+  if fixes_zero.any():
+    eps = 1e-30 * q0[fixes_zero]
+    rises = residual(eps, np.flatnonzero(fixes_zero)) > 0
+    q[np.flatnonzero(fixes_zero)[~rises]] = 0.0
+    lo[np.flatnonzero(fixes_zero)[rises]] = eps[rises]
+  # Ascending: q0 is below q*; step up by decades until F < 0.
+  rising = np.isnan(q) & (f0 > 0)
+  lo[rising] = q0[rising]
+  while rising.any():
+    i = np.flatnonzero(rising)
+    hi[i] *= 10.0
+    f = residual(hi[i], i)
+    # F < 0 beyond the rounding of L(q) ≈ q, or q* is none that float64 can tell from inf (ReLU, σ_w² = 2).
+    up = (f >= -1e-13 * hi[i]) & ~np.isnan(f)  # NaN stops here; Newton's loop below reports it
+    lo[i[up]] = hi[i[up]]
+    rising[i[~up]] = False
+    unbounded = i[up & (hi[i] > 1e100 * q0[i])]
+    q[unbounded], rising[unbounded] = np.inf, False
+  return q, lo, hi
+
+
+def _newton(residual: Callable, q: np.ndarray, lo: np.ndarray, hi: np.ndarray, tol: float,
+            max_iter: int) -> np.ndarray:
+  """Newton's method on F within [lo, hi] for the elements where q is NaN, bisecting where a step would leave
+  the bracket; fills in q and narrows lo, hi in place. Returns the elements still unconverged after
+  ``max_iter`` steps."""
+  active = np.flatnonzero(np.isnan(q))
+  x = hi[active]  # on concave maps Newton from F < 0 descends onto q* without overshooting
+  for _ in range(max_iter):
+    if not active.size:
+      break
+    f, slope = residual(x, active, slope=True)
+    lo[active] = np.where(f > 0, x, lo[active])
+    hi[active] = np.where(f < 0, x, hi[active])
+    l, h = lo[active], hi[active]
+    with np.errstate(divide="ignore", invalid="ignore"):
+      newton = x - f / slope
+    middle = np.where((l > 0) & (h > 4 * l), np.sqrt(l * h), 0.5 * (l + h))  # geometric across decades
+    step = np.where((newton > l) & (newton < h), newton, middle)
+    settled = (f == 0) | (np.abs(step - x) <= tol * step)
+    q[active[settled]] = np.where(f == 0, x, step)[settled]
+    active, x = active[~settled], step[~settled]
+  return active
+
+
+def chi1(phi: Activation, sigma_w2, sigma_b2, q=None):
+  """Schoenholz et al. 2017, Eq. 5: χ₁ = σ_w² ∫ Dz φ'(√q* z)², the per-layer factor of gradient
+  variance (and of small perturbations). χ₁ < 1 ordered (vanishing), > 1 chaotic (exploding)."""
+  q = fixed_point(phi, sigma_w2, sigma_b2) if q is None else q
+  return _out(np.asarray(sigma_w2) * gaussian_mean(lambda x: derivative(phi)(x) ** 2, q))
+
+
+def depth_scale(chi):
+  """Schoenholz et al. 2017, Eq. 9: ξ = −1 / ln χ₁ (infinite at criticality χ₁ = 1)."""
+  chi = np.asarray(chi, np.float64)
+  with np.errstate(divide="ignore"):
+    return _out(np.where(chi == 1.0, np.inf, -1.0 / np.log(chi)))
+
+
+def correlation_map(phi: Activation, c, sigma_w2, sigma_b2, q=None):
+  """The correlation of two inputs' pre-activations one layer up (Poole et al. 2016; Schoenholz et al. 2017,
+  §2), both inputs at the length fixed point q*:
+  c_l = (σ_w² ∫ Dz₁ Dz₂ φ(u₁) φ(u₂) + σ_b²) / q*, u₁ = √q* z₁, u₂ = √q* (c_{l−1} z₁ + √(1 − c_{l−1}²) z₂).
+  c = 1 is always a fixed point; it is the stable one exactly when χ₁ ≤ 1 (ordered phase)."""
+  q = fixed_point(phi, sigma_w2, sigma_b2) if q is None else q
+  f = _numpy(phi)
+  joint = _bivariate_mean(lambda u1, u2: f(u1) * f(u2), q, c)
+  return _out((np.asarray(sigma_w2) * joint + np.asarray(sigma_b2)) / np.asarray(q))
+
+
+def correlation_fixed_point(phi: Activation, sigma_w2, sigma_b2, q=None, tol: float = 1e-12, max_iter: int = 100):
+  """The stable fixed point c* of ``correlation_map``: 1 in the ordered phase (χ₁ ≤ 1); in the chaotic phase
+  the root below 1 of G(c) = c_map(c) − c, by Newton's method from c = 0 with
+  G'(c) = σ_w² ∫ Dz₁ Dz₂ φ'(u₁) φ'(u₂) − 1 (Price's theorem: ∂_c E[φ(u₁)φ(u₂)] = q E[φ'(u₁)φ'(u₂)]).
+  By Mehler's expansion E[φ(u₁)φ(u₂)] = Σ_k c^k E[φ(√q z) He_k(z)]² / k!, G is convex on [0, 1], with
+  G(0) ≥ 0 and G(1) = 0, so the iterates rise monotonically onto c*. Converged where a step moved c less than
+  tol; 1 where G' ≥ 0 or a step reaches 1, which the exact G allows only at c* = 1 but the 2-d rule's error
+  (≈ 1e-9) allows within about that of the critical line χ₁ = 1, where 1 − c* is as small. Raises RuntimeError
+  where it did not converge within ``max_iter`` steps."""
+  sigma_w2, sigma_b2 = np.broadcast_arrays(np.asarray(sigma_w2, np.float64), np.asarray(sigma_b2, np.float64))
+  q = np.broadcast_to(np.asarray(fixed_point(phi, sigma_w2, sigma_b2) if q is None else q, np.float64),
+                      sigma_w2.shape)
+  c = np.ones(sigma_w2.shape)
+  active = np.flatnonzero(np.asarray(chi1(phi, sigma_w2, sigma_b2, q)) > 1.0)
+  w2, b2, q1 = sigma_w2.reshape(-1), sigma_b2.reshape(-1), q.reshape(-1)
+  if not np.all(np.isfinite(q1[active])):
+    raise ValueError("correlation_fixed_point: q* = inf (the length map diverges) at σ_w² = "
+                     f"{w2[active][~np.isfinite(q1[active])][:3]}, ...; the correlation map needs a finite q*")
+  value_and_slope = _value_and_slope(phi)
+
+  def joint(u1, u2):
+    (v1, d1), (v2, d2) = value_and_slope(u1), value_and_slope(u2)
+    return np.stack([v1 * v2, d1 * d2])
+
+  x = np.zeros(active.size)
+  for _ in range(max_iter):
+    if not active.size:
+      break
+    e_values, e_slopes = _bivariate_mean(joint, q1[active], x)
+    g = (w2[active] * e_values + b2[active]) / q1[active] - x
+    slope = w2[active] * e_slopes - 1.0
+    with np.errstate(divide="ignore", invalid="ignore"):
+      step = np.minimum(np.where(slope < 0, x - g / slope, 1.0), 1.0)
+    settled = (np.abs(step - x) <= tol) | (step == 1.0)
+    c.reshape(-1)[active[settled]] = step[settled]
+    active, x = active[~settled], step[~settled]
+  if active.size:
+    raise RuntimeError(f"correlation_fixed_point: {active.size} elements did not converge in {max_iter} steps "
+                       f"(σ_w² = {w2[active][:3]}, σ_b² = {b2[active][:3]}, ...)")
+  return _out(c)
+
+
+def correlation_depth_scale(phi: Activation, sigma_w2, sigma_b2):
+  """Schoenholz et al. 2017, Eq. 9: the depth over which two inputs' correlation approaches c*,
+  ξ_c = −1 / ln χ_c, χ_c = σ_w² ∫ Dz₁ Dz₂ φ'(u₁) φ'(u₂) with u₁, u₂ as in ``correlation_map`` at c = c*.
+  In the ordered phase c* = 1 and χ_c = χ₁; ξ_c diverges on the critical line χ₁ = 1 (returned as inf),
+  and random networks train up to depth ≈ 6ξ_c (Schoenholz et al. 2017)."""
+  sigma_w2, sigma_b2 = np.broadcast_arrays(np.asarray(sigma_w2, np.float64), np.asarray(sigma_b2, np.float64))
+  q = np.asarray(fixed_point(phi, sigma_w2, sigma_b2), np.float64)
+  c = correlation_fixed_point(phi, sigma_w2, sigma_b2, q)
+  slope = derivative(phi)
+  chi_c = np.where(np.asarray(c) == 1.0, chi1(phi, sigma_w2, sigma_b2, q),  # the 1-d rule where c* = 1
+                   sigma_w2 * _bivariate_mean(lambda u1, u2: slope(u1) * slope(u2), q, c))
+  return depth_scale(np.minimum(chi_c, 1.0))  # χ_c < 1 in the chaotic phase; rounding can put it just above
+
+
+def critical_sigma_w2(phi: Activation, sigma_b2, low: float = 0.5, high: float = 4.0, tol: float = 1e-9):
+  """The σ_w² with χ₁ = 1 (edge of chaos) at bias variance σ_b², by bisection on χ₁(σ_w²) − 1 within
+  [low, high] to ``tol`` (elementwise over an array ``sigma_b2``). Raises ValueError where χ₁ − 1 does not
+  change sign across [low, high]."""
+  sigma_b2 = np.asarray(sigma_b2, np.float64)
+  low, high = np.full(sigma_b2.shape, low), np.full(sigma_b2.shape, high)
+  outside = (np.asarray(chi1(phi, low, sigma_b2)) >= 1.0) | (np.asarray(chi1(phi, high, sigma_b2)) < 1.0)
+  if np.any(outside):
+    raise ValueError(f"critical_sigma_w2: χ₁ = 1 is not crossed within σ_w² ∈ [{low.flat[0]}, {high.flat[0]}] "
+                     f"at σ_b² = {sigma_b2[outside] if sigma_b2.ndim else sigma_b2}; widen low/high")
+  while np.max(high - low) > tol:
+    mid = 0.5 * (low + high)
+    below = np.asarray(chi1(phi, mid, sigma_b2)) < 1.0
+    low, high = np.where(below, mid, low), np.where(below, high, mid)
+  return _out(0.5 * (low + high))
