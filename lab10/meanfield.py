@@ -4,13 +4,7 @@ the critical σ_w².
 
 Every map takes σ_w², σ_b² (and q, c) as floats or as NumPy arrays that broadcast together; arrays give
 arrays of the broadcast shape (one quadrature for the whole grid), floats give floats.
-
-Every lab10 activation is analytic except at u = 0, where φ' (relu, leaky_relu, elu, selu) or φ'' (softsign)
-jumps. A Gauss rule across a kink converges slowly (100 Gauss–Hermite nodes put SELU's χ₁ 1% low), so no
-rule below has a panel that straddles u = 0: the 1-d rule integrates z < 0 and z > 0 apart, the 2-d rule
-works in polar coordinates and splits the angle at the lines u₁ = 0 and u₂ = 0. For φ², φ'² and φφ'u of every
-lab10 activation the 1-d rule agrees with adaptive float64 quadrature to 1e-11 (q ≤ 3000); for φφ and φ'φ'
-the 2-d rule agrees with a 4× finer one to 1e-9 (q ≤ 10; 3e-8 at q = 30) and with ReLU's closed forms to 1e-14.
+The Gaussian expectations are ``lab10.quadrature``'s, exact across the activations' kink at 0.
 """
 
 from __future__ import annotations
@@ -22,90 +16,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from lab10 import quadrature
+
 Activation = Callable[[jax.Array], jax.Array]
-QUADRATURE_POINTS = 100  # per half-line z < 0, z > 0 of the 1-d rule: 1e-11 of adaptive quadrature for q ≤ 3000
-ARC_POINTS = 32  # per arc between kink lines of the 2-d (correlation) rule: 1e-9 for q ≤ 10 (see below)
-RADIUS_POINTS = 48  # along each ray of the 2-d rule
-GAUSS_CUTOFF = 10.0  # |z| and the radius r are cut here: Gaussian mass beyond, < 1e-21, is dropped
-
-
-def _out(x):
-  """A float for a 0-d result, else the array."""
-  x = np.asarray(x, np.float64)
-  return float(x) if x.ndim == 0 else x
-
-
-@functools.lru_cache(maxsize=None)
-def _legendre(points: int) -> tuple[np.ndarray, np.ndarray]:
-  """Gauss–Legendre nodes and weights on [0, 1]."""
-  t, w = np.polynomial.legendre.leggauss(points)
-  return 0.5 * (t + 1.0), 0.5 * w
-
-
-@functools.lru_cache(maxsize=None)
-def _normal(points: int) -> tuple[np.ndarray, np.ndarray]:
-  """Nodes z and weights w with Σ_i w_i f(z_i) ≈ E[f(z)], z ~ N(0, 1), for f analytic on either side of 0:
-  E[f(z)] = ∫_0^Z ϕ(z) (f(z) + f(−z)) dz (ϕ the standard normal density, Z = GAUSS_CUTOFF), by ``points``-node
-  Gauss–Legendre in t after z = Z t², which packs nodes next to 0, where f(√q z) bends sharply for large q."""
-  t, w = _legendre(points)
-  z = GAUSS_CUTOFF * t**2
-  w = w * 2 * GAUSS_CUTOFF * t * np.exp(-0.5 * z**2) / np.sqrt(2 * np.pi)
-  return np.concatenate([-z[::-1], z]), np.concatenate([w[::-1], w])
-
-
-def _root(q) -> np.ndarray:
-  # q = 0 as the limit q → 0⁺: the nodes ±√q z keep their signs, so a kink's one-sided slopes both count.
-  return np.sqrt(np.maximum(np.asarray(q, np.float64), np.finfo(np.float64).tiny))
-
-
-def gaussian_mean(f: Callable[[np.ndarray], np.ndarray], q, points: int = QUADRATURE_POINTS):
-  """E[f(√q z)] over z ~ N(0, 1), as ∫_0^∞ ϕ(z) (f(√q z) + f(−√q z)) dz with each half-line by Gauss–Legendre
-  (see ``_normal``): exact to rounding for f analytic on either side of 0. Elementwise over an array ``q`` (f
-  is applied to an array with one extra, last axis of nodes); q = 0 means q → 0⁺."""
-  z, w = _normal(points)
-  return _out(np.asarray(f(_root(q)[..., None] * z), np.float64) @ w)
-
-
-@functools.lru_cache(maxsize=None)
-def _polar(arc_points: int, radius_points: int) -> tuple[np.ndarray, ...]:
-  """The 2-d rule's pieces: radii r and weights with Σ w g(r) ≈ ∫_0^R r e^{−r²/2} g(r) dr (Gauss–Legendre
-  in t, r = R t², R = GAUSS_CUTOFF), and positions s ∈ (0, 1) and weights of the nodes within an arc,
-  s = 3t² − 2t³, which packs them at both ends, next to the kinks."""
-  t, w = _legendre(radius_points)
-  r = GAUSS_CUTOFF * t**2
-  w_r = w * 2 * GAUSS_CUTOFF * t * r * np.exp(-0.5 * r**2)
-  t, w = _legendre(arc_points)
-  return r, w_r, 3 * t**2 - 2 * t**3, 6 * t * (1 - t) * w
-
-
-def _bivariate_mean(f: Callable[[np.ndarray, np.ndarray], np.ndarray], q, c, arc_points: int = ARC_POINTS,
-                    radius_points: int = RADIUS_POINTS) -> np.ndarray:
-  """E[f(u₁, u₂)] with u₁ = √q z₁, u₂ = √q (c z₁ + √(1 − c²) z₂), z₁, z₂ ~ N(0, 1) independent (so that
-  Var u₁ = Var u₂ = q and corr(u₁, u₂) = c); elementwise over q and c. In polar coordinates z₁ = r cos θ,
-  z₂ = r sin θ, with cos θ₀ = c:
-  E[f] = (1/2π) ∫_0^{2π} dθ ∫_0^∞ r e^{−r²/2} f(√q r cos θ, √q r cos(θ − θ₀)) dr.
-  u₁ = 0 on the rays θ = π/2, 3π/2 and u₂ = 0 on θ = θ₀ + π/2, θ₀ + 3π/2; the four arcs between them,
-  of lengths θ₀, π − θ₀, θ₀, π − θ₀, get a Gauss rule each. f takes arrays with one extra, last axis of nodes
-  and may return extra leading axes, which the result keeps."""
-  r, w_r, s, w_s = _polar(arc_points, radius_points)
-  q, c = np.broadcast_arrays(np.asarray(q, np.float64), np.asarray(c, np.float64))
-  shape, q, c = q.shape, q.reshape(-1), c.reshape(-1)
-  chunk = max(1, 2**20 // (4 * arc_points * radius_points))  # elements per pass: 2²⁰ nodes bound the memory
-  parts = []
-  for i in range(0, max(q.size, 1), chunk):
-    theta0 = np.arccos(np.clip(c[i:i + chunk], -1.0, 1.0))[:, None]
-    start = np.array([0.5, 0.5, 1.5, 1.5]) * np.pi + np.array([0.0, 1.0, 0.0, 1.0]) * theta0
-    length = np.array([0.0, 1.0, 0.0, 1.0]) * np.pi + np.array([1.0, -1.0, 1.0, -1.0]) * theta0
-    theta = (start[..., None] + length[..., None] * s).reshape(len(theta0), -1, 1)  # n × 4·arc × 1
-    w = ((length[..., None] * w_s).reshape(len(theta0), -1, 1) * w_r / (2 * np.pi)).reshape(len(theta0), -1)
-    root_q = _root(q[i:i + chunk])[:, None, None]
-    u1 = (root_q * np.cos(theta) * r).reshape(w.shape)
-    u2 = (root_q * np.cos(theta - theta0[..., None]) * r).reshape(w.shape)
-    parts.append(np.sum(np.asarray(f(u1, u2), np.float64) * w, axis=-1))
-  out = np.concatenate(parts, axis=-1)
-  return out.reshape(out.shape[:-1] + shape)
-
-
 @functools.lru_cache(maxsize=64)
 def _compiled(phi: Activation):
   return jax.jit(jax.vmap(jax.value_and_grad(lambda v: phi(v))))
@@ -144,7 +57,7 @@ def derivative(phi: Activation) -> Callable[[np.ndarray], np.ndarray]:
 
 def length_map(phi: Activation, q, sigma_w2, sigma_b2):
   """Poole et al. 2016, Eq. 3: q_l = σ_w² ∫ Dz φ(√q_{l−1} z)² + σ_b²."""
-  return _out(np.asarray(sigma_w2) * gaussian_mean(lambda x: _numpy(phi)(x) ** 2, q) + np.asarray(sigma_b2))
+  return quadrature.out(np.asarray(sigma_w2) * quadrature.gaussian_mean(lambda x: _numpy(phi)(x) ** 2, q) + np.asarray(sigma_b2))
 
 
 def fixed_point(phi: Activation, sigma_w2, sigma_b2, q0: float = 1.0, tol: float = 1e-12, max_iter: int = 100):
@@ -171,17 +84,17 @@ def fixed_point(phi: Activation, sigma_w2, sigma_b2, q0: float = 1.0, tol: float
     raise RuntimeError(f"fixed_point: {active.size} of {w2.size} elements did not converge in {max_iter} steps "
                        f"(σ_w² = {w2[active][:3]}, σ_b² = {b2[active][:3]}, ...; bracket width up to "
                        f"{np.max(worst):.1e} of q); raise max_iter or tol")
-  return _out(q.reshape(shape))
+  return quadrature.out(q.reshape(shape))
 
 
 def _length_residual(phi: Activation, w2: np.ndarray, b2: np.ndarray) -> Callable:
   """``residual(q, i)``: F(q) = length_map(q) − q for the elements i of the flat σ_w², σ_b²; with slope=True
   also F'(q) (see ``fixed_point``)."""
-  z, w = _normal(QUADRATURE_POINTS)
+  z, w = quadrature.normal(quadrature.QUADRATURE_POINTS)
   value_and_slope = _value_and_slope(phi)
 
   def residual(q, i, slope=False):
-    x = _root(q)[:, None] * z
+    x = quadrature.root(q)[:, None] * z
     v, d = value_and_slope(x)
     f = w2[i] * ((v * v) @ w) + b2[i] - q
     return (f, w2[i] * ((v * d * x) @ w) / q - 1.0) if slope else f
@@ -250,14 +163,14 @@ def chi1(phi: Activation, sigma_w2, sigma_b2, q=None):
   """Schoenholz et al. 2017, Eq. 5: χ₁ = σ_w² ∫ Dz φ'(√q* z)², the per-layer factor of gradient
   variance (and of small perturbations). χ₁ < 1 ordered (vanishing), > 1 chaotic (exploding)."""
   q = fixed_point(phi, sigma_w2, sigma_b2) if q is None else q
-  return _out(np.asarray(sigma_w2) * gaussian_mean(lambda x: derivative(phi)(x) ** 2, q))
+  return quadrature.out(np.asarray(sigma_w2) * quadrature.gaussian_mean(lambda x: derivative(phi)(x) ** 2, q))
 
 
 def depth_scale(chi):
   """Schoenholz et al. 2017, Eq. 9: ξ = −1 / ln χ₁ (infinite at criticality χ₁ = 1)."""
   chi = np.asarray(chi, np.float64)
   with np.errstate(divide="ignore"):
-    return _out(np.where(chi == 1.0, np.inf, -1.0 / np.log(chi)))
+    return quadrature.out(np.where(chi == 1.0, np.inf, -1.0 / np.log(chi)))
 
 
 def correlation_map(phi: Activation, c, sigma_w2, sigma_b2, q=None):
@@ -267,8 +180,8 @@ def correlation_map(phi: Activation, c, sigma_w2, sigma_b2, q=None):
   c = 1 is always a fixed point; it is the stable one exactly when χ₁ ≤ 1 (ordered phase)."""
   q = fixed_point(phi, sigma_w2, sigma_b2) if q is None else q
   f = _numpy(phi)
-  joint = _bivariate_mean(lambda u1, u2: f(u1) * f(u2), q, c)
-  return _out((np.asarray(sigma_w2) * joint + np.asarray(sigma_b2)) / np.asarray(q))
+  joint = quadrature.bivariate_mean(lambda u1, u2: f(u1) * f(u2), q, c)
+  return quadrature.out((np.asarray(sigma_w2) * joint + np.asarray(sigma_b2)) / np.asarray(q))
 
 
 def correlation_fixed_point(phi: Activation, sigma_w2, sigma_b2, q=None, tol: float = 1e-12, max_iter: int = 100):
@@ -299,7 +212,7 @@ def correlation_fixed_point(phi: Activation, sigma_w2, sigma_b2, q=None, tol: fl
   for _ in range(max_iter):
     if not active.size:
       break
-    e_values, e_slopes = _bivariate_mean(joint, q1[active], x)
+    e_values, e_slopes = quadrature.bivariate_mean(joint, q1[active], x)
     g = (w2[active] * e_values + b2[active]) / q1[active] - x
     slope = w2[active] * e_slopes - 1.0
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -310,7 +223,7 @@ def correlation_fixed_point(phi: Activation, sigma_w2, sigma_b2, q=None, tol: fl
   if active.size:
     raise RuntimeError(f"correlation_fixed_point: {active.size} elements did not converge in {max_iter} steps "
                        f"(σ_w² = {w2[active][:3]}, σ_b² = {b2[active][:3]}, ...)")
-  return _out(c)
+  return quadrature.out(c)
 
 
 def correlation_depth_scale(phi: Activation, sigma_w2, sigma_b2):
@@ -323,7 +236,7 @@ def correlation_depth_scale(phi: Activation, sigma_w2, sigma_b2):
   c = correlation_fixed_point(phi, sigma_w2, sigma_b2, q)
   slope = derivative(phi)
   chi_c = np.where(np.asarray(c) == 1.0, chi1(phi, sigma_w2, sigma_b2, q),  # the 1-d rule where c* = 1
-                   sigma_w2 * _bivariate_mean(lambda u1, u2: slope(u1) * slope(u2), q, c))
+                   sigma_w2 * quadrature.bivariate_mean(lambda u1, u2: slope(u1) * slope(u2), q, c))
   return depth_scale(np.minimum(chi_c, 1.0))  # χ_c < 1 in the chaotic phase; rounding can put it just above
 
 
@@ -341,4 +254,4 @@ def critical_sigma_w2(phi: Activation, sigma_b2, low: float = 0.5, high: float =
     mid = 0.5 * (low + high)
     below = np.asarray(chi1(phi, mid, sigma_b2)) < 1.0
     low, high = np.where(below, mid, low), np.where(below, high, mid)
-  return _out(0.5 * (low + high))
+  return quadrature.out(0.5 * (low + high))
