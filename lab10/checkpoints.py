@@ -16,7 +16,7 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from lab10 import cli, runs
+from lab10 import cli, devices, runs
 
 
 class CheckpointError(runs.RunError):
@@ -115,7 +115,8 @@ class Checkpoints:
   def save(self, epoch: int, pytree) -> None:
     tree = to_tree(pytree)
     self.wait()  # the previous save had an epoch to finish: raise its failure; its digest is no orphan
-    runs.write_json(self.digest_path(epoch), {**self.stamp, "arrays": array_digests(tree)})
+    if devices.primary():  # one writer for the digest; every process takes part in orbax's save
+      runs.write_json(self.digest_path(epoch), {**self.stamp, "arrays": array_digests(tree)})
     self._saving = epoch
     with cli.deferred():
       try:
@@ -179,8 +180,8 @@ class Checkpoints:
     self._saving = None
     kept = set(self._manager.all_steps())
     for path in self.folder.glob("*.sha256.json"):  # digests of checkpoints orbax dropped, or never finished
-      if path.name.split(".")[0] not in map(str, kept):
-        path.unlink()
+      if path.name.split(".")[0] not in map(str, kept) and devices.primary():
+        path.unlink(missing_ok=True)
 
   def _failed(self, e: Exception) -> runs.WriteError:
     """runs.WriteError naming the checkpoint and the OS error (tensorstore reports it as text); no temporaries left."""

@@ -65,7 +65,8 @@ def test_two_processes_train_the_run_of_one_process_on_two_devices(tmp_path):
   # The same global batches and the same all-reduce over two devices: every number is equal, bit for bit.
   assert metrics == one_metrics
   assert summary["params_sha256"] == one_summary["params_sha256"]
-  assert sorted(p.name for p in (tmp_path / "two_processes" / "checkpoints").iterdir()) == ["1", "2"]
+  assert sorted(p.name for p in (tmp_path / "two_processes" / "checkpoints").iterdir()) == [
+      "1", "1.sha256.json", "2", "2.sha256.json"]
 
 
 def test_a_process_that_dies_stops_the_other_with_one_line(tmp_path):
