@@ -11,6 +11,8 @@ import hashlib
 import os
 import re
 import shutil
+import sys
+import tempfile
 from pathlib import Path
 
 import jax
@@ -174,7 +176,8 @@ class Checkpoints:
   def wait(self) -> None:
     """Block until the checkpoint being written is on disk; runs.WriteError if runs.writing it failed."""
     try:
-      self._manager.wait_until_finished()
+      with _stray_tracebacks_dropped_on_failure():
+        self._manager.wait_until_finished()
     except Exception as e:
       raise self._failed(e) from None
     self._saving = None
@@ -211,3 +214,28 @@ class Checkpoints:
       with contextlib.suppress(Exception):
         self.close()
 
+
+@contextlib.contextmanager
+def _stray_tracebacks_dropped_on_failure():
+  """Hold what is written to file descriptor 2 while the block runs, and pass it on if the block succeeds. If it
+  fails (a save that could not be written), tensorstore's callbacks into orbax's closed event loop print
+  "Event loop is closed" tracebacks straight to fd 2, during the failure and after it: from then on fd 2 is
+  /dev/null and ``sys.stderr`` a copy of the real one, so the run still ends with its one line."""
+  sys.stderr.flush()
+  real = os.dup(2)
+  with tempfile.TemporaryFile() as held:
+    os.dup2(held.fileno(), 2)
+    try:
+      yield
+    except BaseException:
+      devnull = os.open(os.devnull, os.O_WRONLY)
+      os.dup2(devnull, 2)
+      os.close(devnull)
+      sys.stderr = os.fdopen(real, "w", buffering=1)
+      raise
+    os.dup2(real, 2)
+    os.close(real)
+    held.seek(0)
+    passed_on = held.read()
+    if passed_on:
+      os.write(2, passed_on)

@@ -20,6 +20,7 @@ after (metrics) the record, counted from the start of the run.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import fcntl
 import json
@@ -79,9 +80,10 @@ class Lock:
       os.close(fd)
       raise config_lib.ConfigError(f"--workdir {self.workdir} is in use by {holder}; wait for it to end or stop it, "
                                    "or choose another --workdir") from None
-    os.ftruncate(fd, 0)
     since = datetime.datetime.now().isoformat(timespec="seconds")
-    os.write(fd, f"pid {os.getpid()} on {socket.gethostname()} since {since}\n".encode())
+    with contextlib.suppress(OSError):  # the holder's name is for a second process's message; the lock holds without it
+      os.ftruncate(fd, 0)
+      os.write(fd, f"pid {os.getpid()} on {socket.gethostname()} since {since}\n".encode())
     self.fd = fd
     return self
 

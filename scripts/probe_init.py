@@ -2,7 +2,6 @@
 """Per-layer forward and backward statistics at initialization, over activations x initializers x depths x
 widths (MLPs), averaged over seeds; one CSV row per network and layer (and the same rows as JSON)."""
 
-from lab10 import flags
 from lab10 import cli
 
 if __name__ == "__main__":  # before the heavy imports: a signal while JAX loads is one line too
@@ -16,7 +15,7 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from lab10 import config, data, experiments, runs  # noqa: E402
+from lab10 import config, data, experiments, flags, runs  # noqa: E402
 
 
 def _names(text: str) -> list[str]:

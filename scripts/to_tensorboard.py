@@ -7,8 +7,7 @@ Exit status 0 done, 2 bad input (no run directory, or OUT already holds event fi
 
 import sys
 
-from lab10 import flags
-from lab10 import config, runs, tensorboard, workdir
+from lab10 import config, flags, runs, tensorboard, workdir
 
 
 def main(argv=None) -> int:

@@ -8,7 +8,6 @@ Exit status 0 done, 2 bad input (flags, data files, run directory), 3 divergence
 
 import sys
 
-from lab10 import flags
 from lab10 import cli
 
 if __name__ == "__main__":  # before the heavy imports: Ctrl-C while JAX loads is one line too
@@ -16,7 +15,7 @@ if __name__ == "__main__":  # before the heavy imports: Ctrl-C while JAX loads i
 
 import jax  # noqa: E402
 
-from lab10 import config, data, devices, divergence, runs, train  # noqa: E402
+from lab10 import config, data, devices, divergence, flags, runs, train  # noqa: E402
 
 
 def main(argv=None) -> int:

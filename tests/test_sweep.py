@@ -50,7 +50,7 @@ def test_sweep_equals_models_trained_one_by_one(small_synthetic, tmp_path):
 
 def test_sweep_refuses_models_that_differ_in_architecture():
   with pytest.raises(C.ConfigError, match="may differ only in seed, init_gain, lr; these differ too: depth"):
-    sweep.init_models([_base(), _base(depth=3)], (28, 28, 1), 10)
+    sweep.init_models([_base(), _base(seed=1, depth=3)], (28, 28, 1), 10)
 
 
 def test_seed_ranges_parse():
