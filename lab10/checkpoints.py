@@ -13,6 +13,7 @@ import re
 import shutil
 import sys
 import tempfile
+import threading
 from pathlib import Path
 
 import jax
@@ -202,17 +203,18 @@ class Checkpoints:
     self._manager.close()
 
   def __enter__(self):
-    self._finishing = cli.at_exit(self._manager.wait_until_finished)
-    self._finishing.__enter__()
+    self._blocks = contextlib.ExitStack()
+    self._blocks.enter_context(_closed_loop_echoes_dropped())
+    self._blocks.enter_context(cli.at_exit(self._manager.wait_until_finished))
     return self
 
   def __exit__(self, *exc):
-    self._finishing.__exit__(*exc)
-    if exc[0] is None:
-      self.close()
-    else:  # already failing: a failed save's error is not the one to report
-      with contextlib.suppress(Exception):
+    with self._blocks:
+      if exc[0] is None:
         self.close()
+      else:  # already failing: a failed save's error is not the one to report
+        with contextlib.suppress(Exception):
+          self.close()
 
 
 @contextlib.contextmanager
@@ -239,3 +241,34 @@ def _stray_tracebacks_dropped_on_failure():
     passed_on = held.read()
     if passed_on:
       os.write(2, passed_on)
+
+
+def _is_closed_loop_echo(kind, value) -> bool:
+  return kind is RuntimeError and str(value) == "Event loop is closed"
+
+
+@contextlib.contextmanager
+def _closed_loop_echoes_dropped():
+  """While checkpoints are written in the background, a save that fails (a full disk) leaves tensorstore calling
+  back into orbax's closed event loop; each callback's ``RuntimeError: Event loop is closed`` is reported through
+  Python's exception hooks as a traceback on stderr while training goes on. The save's own failure is raised by
+  ``wait`` (one line); these echoes of it are dropped, every other exception is reported as before."""
+  hooks = sys.excepthook, threading.excepthook, sys.unraisablehook
+
+  def excepthook(kind, value, traceback):
+    if not _is_closed_loop_echo(kind, value):
+      hooks[0](kind, value, traceback)
+
+  def thread_excepthook(args):
+    if not _is_closed_loop_echo(args.exc_type, args.exc_value):
+      hooks[1](args)
+
+  def unraisablehook(unraisable):
+    if not _is_closed_loop_echo(unraisable.exc_type, unraisable.exc_value):
+      hooks[2](unraisable)
+
+  sys.excepthook, threading.excepthook, sys.unraisablehook = excepthook, thread_excepthook, unraisablehook
+  try:
+    yield
+  finally:
+    sys.excepthook, threading.excepthook, sys.unraisablehook = hooks

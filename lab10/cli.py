@@ -70,6 +70,21 @@ def _stop() -> None:
   os._exit(SIGNAL_STATUS[signum])  # no interpreter teardown: XLA and orbax threads may still run
 
 
+def run(main: Callable[[], int], hint: str = "") -> None:
+  """``leave(main())``, where a file that could not be written (``runs.WriteError``, or an ``OSError`` that reached
+  the script, e.g. a figure's PNG on a full disk) ends the script in one line and status 4."""
+  from lab10 import runs  # runs imports this module
+
+  try:
+    status = main()
+  except (runs.WriteError, OSError) as e:
+    if isinstance(e, OSError):
+      e = runs.WriteError(e.filename if e.filename is not None else "a file", e)
+    print(f"error: {e}{hint}", file=sys.stderr)
+    status = WRITE_FAILED
+  leave(status)
+
+
 def leave(status: int) -> None:
   """End the script with ``status`` once its output is flushed, skipping interpreter teardown: orbax's and
   XLA's threads (a failed save's event loop among them) must not print or crash after the one-line error."""

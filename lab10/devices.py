@@ -15,6 +15,10 @@ gradient all-reduce, ``barrier``) are where they meet. On CPU the processes talk
 from __future__ import annotations
 
 import argparse
+import os
+import sys
+import tempfile
+from pathlib import Path
 
 import jax
 from jax.experimental import multihost_utils
@@ -44,6 +48,24 @@ def initialize_distributed(enabled: bool, coordinator: str | None = None, num_pr
   from the cluster's environment (TPU pods, SLURM, Open MPI; ``JAX_COORDINATOR_ADDRESS``)."""
   if enabled:
     jax.distributed.initialize(coordinator, num_processes, process_id, heartbeat_timeout_seconds=HEARTBEAT_TIMEOUT_S)
+    _native_log_to_file()
+
+
+native_log: Path | None = None  # where XLA's and gRPC's own log lines go in a --distributed job
+
+
+def _native_log_to_file() -> None:
+  """Send what is written straight to file descriptor 2 (XLA's, gRPC's and the coordination service's C++ log
+  lines: a dozen when a peer dies) to ``native_log``; ``sys.stderr`` stays the terminal, so a job whose peer
+  fails still ends in the script's one line, which names the file."""
+  global native_log
+  native_log = Path(tempfile.gettempdir()) / f"lab10-native-{os.getpid()}.log"
+  sys.stderr.flush()
+  terminal = os.dup(2)
+  log = os.open(native_log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+  os.dup2(log, 2)
+  os.close(log)
+  sys.stderr = os.fdopen(terminal, "w", buffering=1)
 
 
 def primary() -> bool:

@@ -8,8 +8,10 @@ it, are ``lab10.workdir``'s.
 from __future__ import annotations
 
 import contextlib
+import csv
 import errno
 import hashlib
+import io
 import json
 import math
 import os
@@ -86,12 +88,27 @@ def _clean(value):
   return value
 
 
-def write_json(path: Path, obj: dict) -> None:
+def write_json(path: Path, obj: dict, *, sort_keys: bool = True) -> None:
+  """Write atomically: a temporary file renamed over the target. ``sort_keys=False`` keeps the dicts' order (a
+  figure's panels and legend entries)."""
+  write_text(path, json.dumps(_clean(obj), indent=2, sort_keys=sort_keys) + "\n")
+
+
+def write_text(path: Path, text: str) -> None:
   """Write atomically: a temporary file renamed over the target."""
   tmp = path.with_name(path.name + ".tmp")
   with writing(path, tmp):
-    tmp.write_text(json.dumps(_clean(obj), indent=2, sort_keys=True) + "\n")
+    tmp.write_text(text)
     os.replace(tmp, path)
+
+
+def write_csv(path: Path, rows: list[dict]) -> None:
+  """One row per dict, atomically; the columns are the union of the rows' keys in first-seen order."""
+  table = io.StringIO(newline="")
+  writer = csv.DictWriter(table, fieldnames=list(dict.fromkeys(k for row in rows for k in row)))
+  writer.writeheader()
+  writer.writerows(rows)
+  write_text(path, table.getvalue())
 
 
 def append_jsonl(path: Path, record: dict) -> None:

@@ -13,7 +13,6 @@ so this computes (−u)·lr = u·(−lr), the same float as the single-model opt
 from __future__ import annotations
 
 import argparse
-import csv
 import dataclasses
 import itertools
 import time
@@ -102,14 +101,11 @@ def _pad(tree, m_padded: int):
 
 
 def _write_table(path: Path, rows: list[dict]) -> None:
-  with open(path.with_suffix(".csv"), "w", newline="") as f:
-    writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-    writer.writeheader()
-    writer.writerows(rows)
+  runs.write_csv(path.with_suffix(".csv"), rows)
   fmt = lambda v: f"{v:.4f}" if isinstance(v, float) else str(v)
   lines = ["| " + " | ".join(rows[0]) + " |", "|" + "---|" * len(rows[0])]
   lines += ["| " + " | ".join(fmt(v) for v in row.values()) + " |" for row in rows]
-  path.with_suffix(".md").write_text("\n".join(lines) + "\n")
+  runs.write_text(path.with_suffix(".md"), "\n".join(lines) + "\n")
 
 
 def run(configs: Sequence[config_lib.Config], dataset: data.Dataset | None = None, *, workdir: str | Path,

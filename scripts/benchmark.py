@@ -13,14 +13,13 @@ import dataclasses
 import importlib.util
 import os
 import statistics
-import sys
 import time
 from pathlib import Path
 
 import jax
 import numpy as np
 
-from lab10 import config, data, runs, step, sweep, train
+from lab10 import cli, config, data, runs, step, sweep, train
 
 BATCH, IN, CLASSES = 100, 784, 10
 
@@ -220,11 +219,11 @@ def main(argv=None) -> int:
   print(table)
   out = Path(args.out)
   out.parent.mkdir(parents=True, exist_ok=True)
-  out.with_suffix(".md").write_text(table + "\n")
+  runs.write_text(out.with_suffix(".md"), table + "\n")
   runs.write_json(out.with_suffix(".json"), measured)
   print(f"wrote {out.with_suffix('.md')} and {out.with_suffix('.json')}")
   return 0
 
 
 if __name__ == "__main__":
-  sys.exit(main())
+  cli.run(main)

@@ -8,7 +8,6 @@ if __name__ == "__main__":  # before the heavy imports: a signal while JAX loads
   cli.exit_on_signals()
 
 import argparse
-import csv
 import sys
 from pathlib import Path
 
@@ -79,15 +78,11 @@ def main(argv=None) -> int:
     per_seed = experiments.probe_grid(args.activations, args.inits, args.depths, args.widths, batch,
                                       seeds=args.seeds, verbose=True)
   rows = experiments.seed_means(per_seed)
-  with open(out, "w", newline="") as f:
-    # Unbounded activations have no "saturated" column: the union of keys, first-seen order.
-    writer = csv.DictWriter(f, fieldnames=list(dict.fromkeys(k for r in rows for k in r)))
-    writer.writeheader()
-    writer.writerows(rows)
+  runs.write_csv(out, rows)  # unbounded activations have no "saturated" column
   runs.write_json(out.with_suffix(".json"), {"data": ds.name, "batch": args.batch, "rows": rows, "per_seed": per_seed})
   print(f"wrote {len(rows)} rows to {out} and {out.with_suffix('.json')}", flush=True)
   return 0
 
 
 if __name__ == "__main__":
-  cli.leave(main())
+  cli.run(main)

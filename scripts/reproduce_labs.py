@@ -107,15 +107,15 @@ def main(argv=None) -> int:
   result = {"command": command.strip(), "quick": args.quick, "presets_wall_time_s": presets_wall,
             "swap_wall_time_s": swap_wall, "machine": machine, "presets": table, "activation_swap": swap}
   runs.write_json(out / "labs.json", result)
-  (out / "labs.md").write_text(labs.report(result))
+  runs.write_text(out / "labs.md", labs.report(result))
   if args.update_readme:
     readme = Path("README.md")
     text = readme.read_text()
     start_at, end_at = text.index(labs.README_START), text.index(labs.README_END) + len(labs.README_END)
-    readme.write_text(text[:start_at] + labs.readme_table(result) + text[end_at:])
+    runs.write_text(readme, text[:start_at] + labs.readme_table(result) + text[end_at:])
   print(f"wrote {out / 'labs.md'} and {out / 'labs.json'} ({presets_wall + swap_wall:.0f}s)", flush=True)
   return 0
 
 
 if __name__ == "__main__":
-  cli.leave(main())
+  cli.run(main, '; finished runs are reused when it runs again')

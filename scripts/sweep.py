@@ -2,7 +2,7 @@
 """Train many models of one architecture at once (vmap): seeds × init gains × learning rates → lab10.sweep.run.
 
 Example: python scripts/sweep.py --preset lab10-4-deep --seeds 0:8 --init_gains 0.5,1,2
-Exit status 2 on bad input.
+Exit status 2 on bad input, 4 when a file cannot be written (lab10.cli).
 """
 
 from lab10 import cli
@@ -28,4 +28,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-  cli.leave(main())
+  cli.run(main)

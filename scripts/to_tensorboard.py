@@ -2,12 +2,12 @@
 """Convert a run directory's metrics.jsonl, stats.jsonl and stats_histograms.npz into TensorBoard event files,
 as --tensorboard writes them while training (lab10.tensorboard). View them with: tensorboard --logdir OUT
 
-Exit status 0 done, 2 bad input (no run directory, or OUT already holds event files).
+Exit status 0 done, 2 bad input (no run directory, or OUT already holds event files), 4 a file could not be written.
 """
 
 import sys
 
-from lab10 import config, flags, runs, tensorboard, workdir
+from lab10 import cli, config, flags, runs, tensorboard, workdir
 
 
 def main(argv=None) -> int:
@@ -26,4 +26,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-  sys.exit(main())
+  cli.run(main)

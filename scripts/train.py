@@ -36,7 +36,8 @@ def main(argv=None) -> int:
   except (runs.WriteError, jax.errors.JaxRuntimeError) as e:
     if devices.peer_failed(e):
       print(f"error: another process of the job failed or left ({str(e).splitlines()[0]}); the run stopped; "
-            "restart every process with the same --workdir and --resume", file=sys.stderr)
+            f"restart every process with the same --workdir and --resume (XLA's log: {devices.native_log})",
+            file=sys.stderr)
       return cli.PEER_FAILED
     if not isinstance(e, runs.WriteError):
       raise
@@ -49,4 +50,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-  cli.leave(main())
+  cli.run(main)

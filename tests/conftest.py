@@ -1,4 +1,5 @@
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -20,3 +21,23 @@ def mnist_dir() -> Path:
 @pytest.fixture(scope="session")
 def mnist(mnist_dir):
   return data.load("mnist", mnist_dir)
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+  """A 2.5 MB tmpfs (room for config.json and one checkpoint of a small model); skipped where mounting is not
+  permitted."""
+  mount = tmp_path / "disk"
+  mount.mkdir()
+  if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2500k", "tmpfs", str(mount)], capture_output=True).returncode:
+    pytest.skip("cannot mount a tmpfs here")
+  yield mount
+  subprocess.run(["umount", str(mount)], check=True)
+
+
+def fill(disk: Path) -> None:
+  """Fill ``disk`` (small_disk) up: every later write there fails with ENOSPC."""
+  import contextlib
+
+  with contextlib.suppress(OSError), open(disk / "filler", "wb") as f:
+    f.write(b"\0" * 2500 * 1024)

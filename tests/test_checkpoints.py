@@ -107,3 +107,33 @@ def test_a_checkpoint_of_another_run_or_model_is_refused_and_can_be_set_aside(tm
       checkpoints.restore(1, _model(64))
     aside = checkpoints.set_aside(1)
     assert checkpoints.epochs() == [] and sorted(p.name for p in aside.iterdir()) == ["1", "1.sha256.json"]
+
+
+def test_closed_event_loop_echoes_of_a_failed_save_are_dropped_while_checkpoints_are_open(tmp_path, monkeypatch):
+  """A failed background save makes tensorstore's callbacks raise "Event loop is closed" while training goes on;
+  Python reports them through its exception hooks. Those echoes are dropped (the save's failure is raised by
+  wait()); any other exception is reported; the hooks come back on leaving."""
+  import sys
+  import threading
+
+  reported = []
+  monkeypatch.setattr(sys, "excepthook", lambda kind, value, tb: reported.append(str(value)))
+  monkeypatch.setattr(threading, "excepthook", lambda args: reported.append(str(args.exc_value)))
+
+  def raise_in_thread(error):
+    def body():
+      raise error
+    thread = threading.Thread(target=body)
+    thread.start()
+    thread.join()
+
+  hooks = sys.excepthook, threading.excepthook
+  with checkpoints_lib.Checkpoints(tmp_path / "checkpoints", keep=1):
+    echo = RuntimeError("Event loop is closed")
+    sys.excepthook(RuntimeError, echo, None)  # what PyErr_Print does for a callback with no Python caller
+    raise_in_thread(echo)
+    assert reported == []
+    sys.excepthook(RuntimeError, RuntimeError("something else"), None)
+    raise_in_thread(ValueError("a thread's own failure"))
+    assert reported == ["something else", "a thread's own failure"]
+  assert (sys.excepthook, threading.excepthook) == hooks
