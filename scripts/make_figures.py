@@ -14,6 +14,7 @@ import argparse
 import inspect
 import json
 import math
+import os
 import sys
 import time
 from pathlib import Path
@@ -43,11 +44,12 @@ FIGURES = {
                                      "layers (with normalized init, the same at every layer)."),
     "glorot_fig2_sigmoid_saturation": (experiments.glorot_fig2_sigmoid_saturation, plotting.activation_trajectories,
                                        "Glorot & Bengio 2010, Fig. 2: with sigmoid and standard init the top "
-                                       "hidden layer saturates toward 0 early while lower layers stay near or "
-                                       "above 0.5."),
+                                       "hidden layer saturates at 0 early in training and only slowly leaves it "
+                                       "while the error falls; the lower layers' means stay near or above 0.5."),
     "he_fig3_deep_relu": (experiments.he_fig3_deep_relu, plotting.curves,
-                          "He et al. 2015, Fig. 3: a 30-layer ReLU net with Xavier init stalls (\"its gradients are "
-                          "all diminishing\"), with He init it converges."),
+                          "He et al. 2015, Fig. 3: a 30-layer plain ReLU net trained with SGD (momentum 0.9, weight "
+                          "decay 5e-4) stalls completely with Xavier init (\"its gradients are all diminishing\"); "
+                          "with He init it converges."),
     "lab10_sigmoid_vs_relu": (experiments.lab10_sigmoid_vs_relu, plotting.curves,
                               "Lab 10's story (sigmoid → ReLU): the gradient reaching the first layer of a deep "
                               "sigmoid net is orders of magnitude smaller than the last layer's; with ReLU it is not."),
@@ -55,7 +57,8 @@ FIGURES = {
                        "Lab 10's exercise \"try other activations and initializers\": which pairs train, and how "
                        "balanced the gradient is from first to last layer at init."),
     "dropout_overfitting": (experiments.dropout_overfitting, plotting.curves,
-                            "Lab 10-5: dropout narrows the train–test gap of the deep MLP."),
+                            "Lab 10-5 (and Srivastava et al. 2014): dropout narrows the train–test gap of a deep "
+                            "MLP that overfits, and raises its test accuracy."),
     "meanfield_phase_diagram": (experiments.meanfield_phase_diagram, plotting.phase_diagram,
                                 "Poole et al. 2016 / Schoenholz et al. 2017: tanh χ₁ = 1 line (σ_b² = 0.05 → "
                                 "σ_w² ≈ 1.76), depth scale ξ_c, trainable up to ≈ 6ξ_c."),
@@ -66,18 +69,34 @@ FIGURES = {
                        "The seed labs (Deep Learning Zero To All, Lab 10): published test accuracies of TF1, TF2 "
                        "and PyTorch versions beside ours."),
 }
+COMMITTED = "figures"             # the full-scale set, committed with the repository
+SCALES = {"quick": experiments.QUICK, "full": {}, "long": experiments.LONG}  # scale → overrides per figure
 README_HEAD = """# figures/
 
 Written only by `scripts/make_figures.py`, never by hand: each figure as PNG (200 dpi) and PDF, the data behind it
 as JSON (`<name>.json`: the plotted data, the claims by identifier with what each measures, and the settings), and
-this file. Each entry below names the command and scale that produced it and the measured numbers backing its
-claim; tests/test_figures.py checks every claim at reduced scale.
+this file. Each entry below says what the figure shows, as statements that tests/test_figures.py asserts on the
+committed JSON (a figure whose data contradict them fails the tests), then the command and scale that produced it
+and every measured number. The same experiments are also tested at reduced scale.
 
-Full scale is each experiment's defaults (`python scripts/make_figures.py`);
-`--quick` runs the same experiments smaller (`lab10.experiments.QUICK`). `--redraw` redraws PNG and PDF from the
-saved JSON without re-running anything. `lab_accuracies` needs figures/labs.json from scripts/reproduce_labs.py
+Full scale is each experiment's defaults (`python scripts/make_figures.py`, written here);
+`--quick` (`--scale quick`) runs the same experiments smaller (`lab10.experiments.QUICK`), `--scale long` with the
+longer budgets of `lab10.experiments.LONG` (for an accelerator), into runs/figures-<scale>/ unless `--out` names
+another folder. `--redraw` redraws PNG and PDF from the saved JSON without re-running anything. `lab_accuracies` needs figures/labs.json from scripts/reproduce_labs.py
 and is skipped without it. A NaN (null in the JSON) marks a run that diverged, or an event that never happened.
 """
+
+
+def _committed_time(name: str, scale: str) -> str:
+  """How long the committed figure took to make, as text, when it was made at the scale asked for."""
+  path = Path(COMMITTED) / f"{name}.json"
+  if scale != "full" or not path.exists():
+    return ""
+  return f" (the committed one took {json.loads(path.read_text())['wall_time_s']:.0f} s)"
+
+
+def _scale(record: dict) -> str:
+  return record.get("scale", "quick" if record["quick"] else "full")  # records before --scale: quick or full
 
 
 def _command(argv) -> str:
@@ -93,8 +112,11 @@ def _value(v) -> str:
 def _entry(name: str, mirrors: str, doc: str, record: dict) -> str:
   text = record.get("claim_text", {})  # absent from records written before claims had identifiers
   claims = "\n".join(f"| `{k}` | {text.get(k, '')} | {_value(v)} |" for k, v in record["claims"].items())
+  failed = experiments.failed_checks(name, record["claims"])
+  shown = "\n".join(f"- {'**does not hold:** ' if c.text in failed else ''}{c.text}" for c in experiments.CHECKS[name])
   return (f"## {name}\n\n![{name}]({name}.png)\n\n{doc}\n\n**Mirrors:** {mirrors}\n\n"
-          f"**Produced by:** `{record['command']}` ({'--quick' if record['quick'] else 'full'} scale, "
+          f"**Shows** (each asserted on {name}.json by tests/test_figures.py):\n\n{shown}\n\n"
+          f"**Produced by:** `{record['command']}` ({_scale(record)} scale, "
           f"{record['wall_time_s']:.0f} s). {record['setting']}\n\n"
           f"| claim | measured | value |\n|---|---|---|\n{claims}\n")
 
@@ -102,8 +124,12 @@ def _entry(name: str, mirrors: str, doc: str, record: dict) -> str:
 def _draw(draw, data: dict, stem: Path) -> None:
   with plotting.style():
     fig = draw(**data)
-    fig.savefig(stem.with_suffix(".png"), dpi=200)
-    fig.savefig(stem.with_suffix(".pdf"))
+    for kind in ("png", "pdf"):  # atomically, like every file lab10 writes
+      path = stem.with_suffix(f".{kind}")
+      tmp = path.with_name(path.name + ".tmp")
+      with runs.writing(path, tmp):
+        fig.savefig(tmp, format=kind, dpi=200)
+        os.replace(tmp, path)
   plotting.close(fig)
 
 
@@ -121,7 +147,7 @@ def _make(name: str, args: argparse.Namespace, argv: list[str]) -> None:
   """Run the experiment of figure ``name``, draw it, and write its JSON."""
   experiment, draw, _ = FIGURES[name]
   out = Path(args.out)
-  kwargs = dict(experiments.QUICK[name]) if args.quick else {}
+  kwargs = dict(SCALES[args.scale].get(name, {}))
   if "data_dir" in inspect.signature(experiment).parameters:
     kwargs["data_dir"] = args.data_dir
   if name == "lab_accuracies":
@@ -135,9 +161,14 @@ def _make(name: str, args: argparse.Namespace, argv: list[str]) -> None:
     return
   wall = time.perf_counter() - start
   _draw(draw, result.data, out / name)
+  # In the order the experiment gave (panels, legend entries): --redraw draws the same figure.
   runs.write_json(out / f"{name}.json", {
-      "name": name, "command": _command(argv), "quick": args.quick, "wall_time_s": wall,
-      "setting": result.setting, "claims": result.claims, "claim_text": result.claim_text, "data": result.data})
+      "name": name, "command": _command(argv), "scale": args.scale, "quick": args.scale == "quick",
+      "wall_time_s": wall,
+      "setting": result.setting, "claims": result.claims, "claim_text": result.claim_text, "data": result.data},
+      sort_keys=False)
+  for text in experiments.failed_checks(name, result.claims):
+    print(f"{name}: this run does not show its stated claim: {text}", flush=True)
   print(f"{name}: {wall:.0f}s; " + "; ".join(f"{k} = {_value(v)}" for k, v in list(result.claims.items())[:4]),
         flush=True)
 
@@ -148,39 +179,50 @@ def _write_readme(out: Path) -> None:
              if (out / f"{name}.json").exists()}
   entries = [_entry(name, FIGURES[name][2], FIGURES[name][0].__doc__.split("\n\n")[0].strip(), record)
              for name, record in records.items()]
-  scales = {"--quick" if r["quick"] else "full" for r in records.values()}
+  scales = {_scale(r) for r in records.values()}
   total = sum(r["wall_time_s"] for r in records.values())
   scale = (f"**Scale of the figures below: {' and '.join(sorted(scales))}; {total:.0f} s in all (the sum of the "
            "per-figure times).**\n" if records else "")
-  (out / "README.md").write_text(README_HEAD + "\n" + scale + "\n" + "\n".join(entries))
+  runs.write_text(out / "README.md", README_HEAD + "\n" + scale + "\n" + "\n".join(entries))
 
 
 def main(argv=None) -> int:
   argv = sys.argv[1:] if argv is None else argv
   p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
   p.add_argument("--only", default=None, help=f"comma-separated figure names (None: all): {', '.join(FIGURES)}")
-  p.add_argument("--quick", action="store_true", help="smaller scale (experiments.QUICK), minutes on a CPU")
+  p.add_argument("--scale", choices=list(SCALES), default="full",
+                 help="quick: smaller (experiments.QUICK), minutes on a CPU; full: the committed figures' scale; "
+                      "long: longer budgets, closer to the papers' (experiments.LONG), for an accelerator")
+  p.add_argument("--quick", action="store_true", help="the same as --scale quick")
   p.add_argument("--data_dir", default=None, help="folder with the MNIST IDX files (None: the bundled copy)")
-  p.add_argument("--out", default="figures", help="folder for the figures, their JSON and README.md")
+  p.add_argument("--out", default=None,
+                 help=f"folder for the figures, their JSON and README.md (None: {COMMITTED} at full scale, "
+                      f"runs/figures-<scale> at another --scale: the committed set is replaced only when asked)")
   p.add_argument("--redraw", action="store_true",
                  help="redraw the PNG and PDF from each figure's saved JSON without re-running its experiment "
                       "(after a change to lab10/plotting.py); the JSON and its command are kept")
   args = p.parse_args(argv)
+  if args.quick:
+    args.scale = "quick"
   names = args.only.split(",") if args.only else list(FIGURES)
   unknown = [n for n in names if n not in FIGURES]
   if unknown:
     print(f"error: unknown figure(s) {', '.join(unknown)}; choose from: {', '.join(FIGURES)}", file=sys.stderr)
     return 2
+  if args.out is None:
+    args.out = COMMITTED if args.scale == "full" else f"runs/figures-{args.scale}"
   out = Path(args.out)
   out.mkdir(parents=True, exist_ok=True)
   print(runs.device_summary(), flush=True)
   total = time.perf_counter()
-  # A line per figure with elapsed and time left (the mean figure's time: a rough estimate, figures differ);
-  # on a terminal also a bar, and the experiments' own bars of the networks they train.
+  # A line as each figure starts, with the time its committed version took, and one as it ends, with elapsed and
+  # time left; on a terminal also a bar, and the experiments' own bars and lines of the networks they train.
   lines = progress.Lines("figure", len(names))
   with progress.bar(len(names), "figures", "fig") as figures:
     for i, name in enumerate(names, 1):
       figures.set_postfix_str(name)
+      if not args.redraw:
+        print(f"figure {i}/{len(names)}: {name}{_committed_time(name, args.scale)} ...", flush=True)
       if args.redraw:
         _redraw(name, out)
       else:
@@ -193,4 +235,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-  cli.leave(main())
+  cli.run(main)

@@ -12,10 +12,13 @@ training), ``sweeps`` (grids of trained networks); ``common`` holds what they sh
 from lab10/probes.py and the mean-field maps from lab10/meanfield.py; what is left here only composes them.
 """
 
+import math
+
+from lab10.experiments import at_init, sweeps, training
 from lab10.experiments.at_init import (glorot_fig6_activations, glorot_fig7_backprop_gradients,
                                        glorot_fig8_weight_gradients, probe_grid, seed_means, selu_self_normalization,
                                        variance_vs_depth)
-from lab10.experiments.common import Result, Skipped
+from lab10.experiments.common import Check, Result, Skipped
 from lab10.experiments.sweeps import activation_zoo, lab_accuracies, meanfield_phase_diagram
 from lab10.experiments.training import (dropout_overfitting, glorot_fig2_sigmoid_saturation, he_fig3_deep_relu,
                                         lab10_sigmoid_vs_relu)
@@ -27,17 +30,47 @@ QUICK: dict[str, dict] = {
     "glorot_fig7_backprop_gradients": {},
     "glorot_fig8_weight_gradients": {},
     "glorot_fig2_sigmoid_saturation": dict(steps=2000, every=100),
-    "he_fig3_deep_relu": dict(steps=600, every=25),
+    "he_fig3_deep_relu": dict(steps=400, every=50, n_train=6400),
     "lab10_sigmoid_vs_relu": dict(steps=400, every=25, n_train=5000),
-    "activation_zoo": dict(width=256, epochs=1, n_train=10_000),
-    "dropout_overfitting": dict(n_train=2000, epochs=12, width=256),
+    "activation_zoo": dict(width=256, epochs=1, n_train=10_000, seeds=(0, 1)),
+    "dropout_overfitting": dict(epochs=12, width=256, seeds=(0, 1)),
     "meanfield_phase_diagram": dict(depths=(10, 20, 40), sigma_w2s=(1.0, 1.76, 3.5, 5.0), steps=300,
                                     n_train=5000, width=64),
     "selu_self_normalization": dict(batch=100),
     "lab_accuracies": {},
 }
 
-__all__ = ["QUICK", "Result", "Skipped", "activation_zoo", "dropout_overfitting", "glorot_fig2_sigmoid_saturation",
-           "glorot_fig6_activations", "glorot_fig7_backprop_gradients", "glorot_fig8_weight_gradients",
-           "he_fig3_deep_relu", "lab10_sigmoid_vs_relu", "lab_accuracies", "meanfield_phase_diagram", "probe_grid",
-           "seed_means", "selu_self_normalization", "variance_vs_depth"]
+# Longer budgets, closer to the papers' (make_figures.py --scale long, for an accelerator): Glorot's sigmoid net
+# followed 10× longer, He's 30-layer nets for 50 epochs, the zoo for the TF1 labs' 15 epochs, the phase diagram
+# 5× longer at width 512.
+LONG: dict[str, dict] = {
+    "glorot_fig2_sigmoid_saturation": dict(steps=200_000, every=5000),
+    "he_fig3_deep_relu": dict(steps=20_000, every=400),
+    "activation_zoo": dict(epochs=15),
+    "dropout_overfitting": dict(epochs=200),
+    "meanfield_phase_diagram": dict(steps=5000, width=512),
+}
+
+# Every figure's claims, in words and as tests of its numbers (figures/README.md states them; tests/test_figures.py
+# asserts them on the committed JSON).
+CHECKS: dict[str, tuple[Check, ...]] = {**at_init.CHECKS, **training.CHECKS, **sweeps.CHECKS}
+
+
+def failed_checks(name: str, claims: dict) -> list[str]:
+  """The texts of figure ``name``'s checks that its ``claims`` (as saved: null for NaN) do not satisfy."""
+  numbers = {k: math.nan if v is None else v for k, v in claims.items()}
+  failed = []
+  for check in CHECKS[name]:
+    try:
+      if not check.holds(numbers):
+        failed.append(check.text)
+    except KeyError as e:  # data written before the claim existed
+      failed.append(f"{check.text} (no claim {e})")
+  return failed
+
+
+__all__ = ["CHECKS", "LONG", "QUICK", "Check", "Result", "Skipped", "activation_zoo", "dropout_overfitting",
+           "failed_checks", "glorot_fig2_sigmoid_saturation", "glorot_fig6_activations",
+           "glorot_fig7_backprop_gradients", "glorot_fig8_weight_gradients", "he_fig3_deep_relu",
+           "lab10_sigmoid_vs_relu", "lab_accuracies", "meanfield_phase_diagram", "probe_grid", "seed_means",
+           "selu_self_normalization", "variance_vs_depth"]

@@ -20,8 +20,10 @@ from flax import nnx
 
 from lab10 import config as config_lib
 from lab10 import probes, progress
-from lab10.experiments.common import (GLOROT_PROBE_EXAMPLES, NUM_CLASSES, Result, _f, _mlp_config, _mnist, _model,
-                                      backprop)
+from lab10.experiments.common import (GLOROT_PROBE_EXAMPLES, NUM_CLASSES, Check, Result, _f, _mlp_config, _mnist,
+                                      _model, backprop)
+
+CHECKS: dict[str, tuple[Check, ...]] = {}  # each figure's claims, tested on its committed JSON
 
 # --- He et al. Eq. 9/13: variance over depth at init ----------------------------------------------
 
@@ -67,7 +69,8 @@ def variance_vs_depth(width: int = 1000, depth: int = 30, batch: int = 200, init
   return Result.of(
       data=dict(layers=layers, forward=forward, backward=backward, theory_forward=theory_f,
                 theory_backward=theory_b,
-                title=f"ReLU MLP at init, width {width}, depth {depth}: He et al. Eq. 9 and 13"),
+                title=f"ReLU MLP at init, width {width}, depth {depth}: He et al. Eq. 9 and 13 (square layers: "
+                      f"fan_in = fan_out, so the two He and the two Xavier variants coincide)"),
       claims=claims,
       setting=f"ReLU MLP, {depth} hidden layers of {width}, zero biases, {batch} Gaussian inputs of dimension "
               f"{width}, seed {seed}, float64.")
@@ -248,3 +251,55 @@ def seed_means(rows: list[dict]) -> list[dict]:
     means.append({**dict(zip(GRID_KEYS, key)), "seeds": len(group),
                   **{k: float(np.mean([r[k] for r in group])) for k in stats}})
   return means
+
+
+# --- the claims each figure's README entry states, tested on its committed JSON ---------------------
+
+HALVING_30 = 2.0**-29  # ReLU with Var 1/n: E[z²] halves at each of the 29 layers after the first
+
+
+def _within(value: float, target: float, factor: float) -> bool:
+  return target / factor <= value <= target * factor
+
+
+def _layer_ratios(c: dict, panel: str, depth: int = 5) -> list[float]:
+  """std of layer l+1 / std of layer l, for l = 1..depth-1."""
+  return [c[f"{panel}_std_layer{i + 1}"] / c[f"{panel}_std_layer{i}"] for i in range(1, depth)]
+
+
+CHECKS["variance_vs_depth"] = (
+    Check("He (fan_in or fan_out): E[z²] at layer 30 over layer 1, and E[δ²] at layer 1 over layer 30, stay within "
+          "[0.5, 2]", lambda c: all(0.5 <= c[f"{i}_{d}_ratio"] <= 2 for i in ("he_fan_in", "he_fan_out")
+                                    for d in ("forward", "backward"))),
+    Check("Var 1/n (Xavier/LeCun, Glorot's Xavier at equal fans, orthogonal) shrinks both by 2⁻²⁹ ≈ 1.9e−9 over 30 "
+          "layers, within a factor 2",
+          lambda c: all(_within(c[f"{i}_{d}_ratio"], HALVING_30, 2) for i in ("lecun", "glorot", "orthogonal")
+                        for d in ("forward", "backward"))),
+    Check("N(0, 1) multiplies E[z²] by ½·n = 500 per layer: over 10⁷⁰ at layer 30",
+          lambda c: c["normal_forward_ratio"] > 1e70 and abs(c["normal_theory_factor"] / 500 - 1) < 0.01),
+)
+CHECKS["glorot_fig6_activations"] = (
+    Check("standard init: the tanh activations' std shrinks at every layer, to under 0.2 of layer 1's at layer 5",
+          lambda c: all(r < 1 for r in _layer_ratios(c, "standard")) and c["standard_std_ratio"] < 0.2),
+    Check("normalized init: the std stays within a factor 1.5 over the 5 layers",
+          lambda c: c["normalized_std_max_over_min"] < 1.5),
+)
+CHECKS["glorot_fig7_backprop_gradients"] = (
+    Check("standard init: the back-propagated gradient's std shrinks toward the input by 0.45–0.7 per layer "
+          "(Glorot's ≈ 1/√3 ≈ 0.58): layer 1's is under 0.2 of layer 5's",
+          lambda c: all(0.45 < 1 / r < 0.7 for r in _layer_ratios(c, "standard")) and c["standard_std_ratio"] > 5),
+    Check("normalized init: the std stays within a factor 1.5 over the 5 layers",
+          lambda c: c["normalized_std_max_over_min"] < 1.5),
+)
+CHECKS["glorot_fig8_weight_gradients"] = (
+    Check("the weight gradients' std is within a factor 1.25 across the 5 layers, under either init",
+          lambda c: c["standard_std_max_over_min"] < 1.25 and c["normalized_std_max_over_min"] < 1.25),
+)
+CHECKS["selu_self_normalization"] = (
+    Check(f"SELU + LeCun reaches |mean| < {NORMALIZED_TOLERANCE} and |var − 1| < {NORMALIZED_TOLERANCE} by layer 32 "
+          "(Klambauer: by layer 16–32) and stays there at layer 32",
+          lambda c: c["selu_first_normalized_layer"] <= 32 and abs(c["selu_mean_top"]) < NORMALIZED_TOLERANCE
+          and abs(c["selu_var_top"] - 1) < NORMALIZED_TOLERANCE),
+    Check("neither ReLU + He nor tanh + Xavier ends near (0, 1): |var − 1| > 0.5 at layer 32",
+          lambda c: abs(c["relu_var_top"] - 1) > 0.5 and abs(c["tanh_var_top"] - 1) > 0.5),
+)

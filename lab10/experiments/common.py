@@ -43,6 +43,14 @@ class Result:
     return cls(data, {k: v for k, (v, _) in claims.items()}, {k: t for k, (_, t) in claims.items()}, setting)
 
 
+@dataclasses.dataclass(frozen=True)
+class Check:
+  """One claim of a figure, in words and as a test of its measured numbers (``holds(claims)``): figures/README.md
+  states ``text`` beside each figure, and tests/test_figures.py asserts ``holds`` on the committed JSON."""
+  text: str
+  holds: Callable[[dict[str, float]], bool]
+
+
 class Skipped(Exception):
   """A figure cannot be made here (e.g. its input file is absent); the message says why."""
 
