@@ -108,5 +108,5 @@ def test_notebook_draws_each_figure_once(executed):
 
 def test_notebook_deep_relu_comparison_reports_both_inits(executed):
   lines = _lines(executed)
-  assert any(l.startswith("He (Var 2/n): training loss") for l in lines)
+  assert any(l.startswith("He (Var 2/n): training error") for l in lines)
   assert any(l.startswith("Xavier (Var 1/n): ‖∂L/∂W_1‖ at init") for l in lines)

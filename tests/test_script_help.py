@@ -15,7 +15,7 @@ DEFAULTS = [
     ("sweep", "--batch_size", "100"), ("sweep", "--lrs", "--lr"), ("sweep", "--seeds", "--seed"),
     ("probe_init", "--batch", "300"), ("probe_init", "--seeds", "4"), ("probe_init", "--widths", "1000"),
     ("probe_init", "--activations", "tanh,relu"),
-    ("make_figures", "--out", "figures"), ("make_figures", "--quick", "False"),
+    ("make_figures", "--scale", "full"), ("make_figures", "--quick", "False"),
     ("reproduce_labs", "--seeds", "5"), ("reproduce_labs", "--workroot", "runs/labs"),
     ("benchmark", "--steps", "550"), ("benchmark", "--repeats", "5"),
 ]
