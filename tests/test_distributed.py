@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -76,6 +77,9 @@ def test_a_process_that_dies_stops_the_other_with_one_line_and_the_job_resumes(d
   for line in survivor.stdout:  # training has started: both processes are in the epoch's collectives
     if line.startswith("epoch"):
       break
+  metrics, deadline = tmp_path / "run" / "metrics.jsonl", time.monotonic() + 60
+  while not (metrics.exists() and metrics.read_text().endswith("\n")) and time.monotonic() < deadline:
+    time.sleep(0.05)  # process 0 writes the logs: epoch 1's record is on disk before the kill
   job[dies].send_signal(signal.SIGKILL)
   status, _, err = finish(survivor, timeout=60)
   job[dies].wait()
