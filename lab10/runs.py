@@ -94,12 +94,20 @@ def write_json(path: Path, obj: dict, *, sort_keys: bool = True) -> None:
   write_text(path, json.dumps(_clean(obj), indent=2, sort_keys=sort_keys) + "\n")
 
 
-def write_text(path: Path, text: str) -> None:
-  """Write atomically: a temporary file renamed over the target."""
+@contextlib.contextmanager
+def atomic(path: Path):
+  """A temporary path beside ``path`` for the block to write, renamed over ``path`` when the block succeeds (a
+  reader sees the old file or the new one, never part of one); on failure as ``writing``."""
   tmp = path.with_name(path.name + ".tmp")
   with writing(path, tmp):
-    tmp.write_text(text)
+    yield tmp
     os.replace(tmp, path)
+
+
+def write_text(path: Path, text: str) -> None:
+  """Write atomically: a temporary file renamed over the target."""
+  with atomic(path) as tmp:
+    tmp.write_text(text)
 
 
 def write_csv(path: Path, rows: list[dict]) -> None:
@@ -137,11 +145,8 @@ def extend_jsonl(path: Path, records: list[dict]) -> None:
 
 def write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
   """Write arrays atomically (a temporary file renamed over the target)."""
-  tmp = path.with_name(path.name + ".tmp")
-  with writing(path, tmp):
-    with open(tmp, "wb") as f:
-      np.savez(f, **arrays)
-    os.replace(tmp, path)
+  with atomic(path) as tmp, open(tmp, "wb") as f:
+    np.savez(f, **arrays)
 
 
 def read_jsonl(path: Path) -> list[dict]:

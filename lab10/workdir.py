@@ -254,10 +254,8 @@ def truncate_logs(workdir: Path, epoch: int) -> None:
       if record_epoch > epoch:
         break
       kept.append(line)
-    tmp = path.with_name(path.name + ".tmp")
-    with runs.writing(path, tmp):
+    with runs.atomic(path) as tmp:
       tmp.write_bytes(b"".join(kept))
-      os.replace(tmp, path)
 
 
 def read_records(workdir: Path) -> list[dict]:

@@ -14,7 +14,6 @@ import argparse
 import inspect
 import json
 import math
-import os
 import sys
 import time
 from pathlib import Path
@@ -125,11 +124,8 @@ def _draw(draw, data: dict, stem: Path) -> None:
   with plotting.style():
     fig = draw(**data)
     for kind in ("png", "pdf"):  # atomically, like every file lab10 writes
-      path = stem.with_suffix(f".{kind}")
-      tmp = path.with_name(path.name + ".tmp")
-      with runs.writing(path, tmp):
+      with runs.atomic(stem.with_suffix(f".{kind}")) as tmp:
         fig.savefig(tmp, format=kind, dpi=200)
-        os.replace(tmp, path)
   plotting.close(fig)
 
 
