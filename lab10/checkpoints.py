@@ -230,10 +230,11 @@ def _stray_tracebacks_dropped_on_failure():
     try:
       yield
     except BaseException:
+      os.dup2(real, 2)  # back to where it went, then away from there for good
+      os.close(real)
       devnull = os.open(os.devnull, os.O_WRONLY)
-      os.dup2(devnull, 2)
+      cli.native_stderr_to(devnull)
       os.close(devnull)
-      sys.stderr = os.fdopen(real, "w", buffering=1)
       raise
     os.dup2(real, 2)
     os.close(real)

@@ -85,6 +85,15 @@ def run(main: Callable[[], int], hint: str = "") -> None:
   leave(status)
 
 
+def native_stderr_to(fd: int) -> None:
+  """From now on, what is written straight to file descriptor 2 (C++ libraries: XLA, gRPC, tensorstore) goes to
+  ``fd``, while ``sys.stderr`` (Python's writes, the scripts' one-line errors) stays where fd 2 went before."""
+  sys.stderr.flush()
+  terminal = os.dup(2)
+  os.dup2(fd, 2)
+  sys.stderr = os.fdopen(terminal, "w", buffering=1)
+
+
 def leave(status: int) -> None:
   """End the script with ``status`` once its output is flushed, skipping interpreter teardown: orbax's and
   XLA's threads (a failed save's event loop among them) must not print or crash after the one-line error."""

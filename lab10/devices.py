@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import tempfile
 from pathlib import Path
 
@@ -25,6 +24,8 @@ from jax.experimental import multihost_utils
 import numpy as np
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
+
+from lab10 import cli
 
 DATA, MODELS = "data", "models"
 # A process that stops answering is declared dead after this long, and the others stop with an error.
@@ -60,12 +61,9 @@ def _native_log_to_file() -> None:
   fails still ends in the script's one line, which names the file."""
   global native_log
   native_log = Path(tempfile.gettempdir()) / f"lab10-native-{os.getpid()}.log"
-  sys.stderr.flush()
-  terminal = os.dup(2)
   log = os.open(native_log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-  os.dup2(log, 2)
+  cli.native_stderr_to(log)
   os.close(log)
-  sys.stderr = os.fdopen(terminal, "w", buffering=1)
 
 
 def primary() -> bool:
