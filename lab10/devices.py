@@ -52,7 +52,21 @@ def initialize_distributed(enabled: bool, coordinator: str | None = None, num_pr
     _native_log_to_file()
 
 
+def leave_job() -> None:
+  """Leave the job together with the others (JAX's shutdown barrier) after a run that finished: a process that
+  simply exits is, to the ones still finishing, a process that died."""
+  if jax.process_count() > 1:
+    jax.distributed.shutdown()
+
+
 native_log: Path | None = None  # where XLA's and gRPC's own log lines go in a --distributed job
+
+
+def peer_failed(error: Exception) -> bool:
+  """Whether ``error`` is a collective that failed because another process died or left: gloo, on CPU, fails
+  at once ("Connection reset by peer"), and so does a call to the coordination service once process 0 (which
+  runs it) is gone; raised by the step or by orbax's save (wrapped in ``runs.WriteError``)."""
+  return jax.process_count() > 1 and any(s in str(error) for s in ("Gloo ", "coordination service"))
 
 
 def _native_log_to_file() -> None:
@@ -110,9 +124,3 @@ def split_batches(train_step, mesh: Mesh | None):
     return train_step(state, jax.lax.with_sharding_constraint(batch, batch_sharding))
 
   return step
-
-
-def peer_failed(error: Exception) -> bool:
-  """Whether ``error`` is a collective that failed because another process died or left: gloo, on CPU, fails
-  at once ("Connection reset by peer"), raised by the step or by orbax's save (wrapped in ``runs.WriteError``)."""
-  return jax.process_count() > 1 and "Gloo " in str(error)

@@ -24,6 +24,7 @@ def main(argv=None) -> int:
   except (config.ConfigError, data.DataError) as e:
     print(f"error: {e}", file=sys.stderr)
     return 2
+  devices.leave_job()
   return 0
 
 

@@ -25,6 +25,8 @@ def main(argv=None) -> int:
   except ValueError as e:  # JAX's own message: "Number of processes must be defined.", a process_id out of range
     print(f"error: --distributed: {e} (give --coordinator, --num_processes and --process_id)", file=sys.stderr)
     return cli.BAD_INPUT
+  if devices.native_log:
+    print(f"XLA's own log lines: {devices.native_log}", flush=True)
   try:
     train.fit(flags.from_args(args))
   except (config.ConfigError, data.DataError, runs.RunError) as e:
@@ -46,6 +48,7 @@ def main(argv=None) -> int:
   except KeyboardInterrupt:  # main() called from Python, without exit_on_signals
     print("interrupted; continue with the same --workdir and --resume", file=sys.stderr)
     return 130
+  devices.leave_job()
   return cli.DONE
 
 
