@@ -37,9 +37,11 @@ class Lines:
   def __init__(self, name: str, total: int, *, initial: int = 0, verbose: bool = True):
     self.name, self.total, self.initial, self.verbose = name, total, initial, verbose
     self.start = self.last = time.perf_counter()
+    self.count = initial  # the highest unit index reported
 
   def done(self, index: int, text: str = "") -> None:
     """Unit ``index`` (1-based, of ``total``) is finished."""
+    self.count = max(self.count, index)
     now = time.perf_counter()
     took, elapsed = now - self.last, now - self.start
     self.last = now

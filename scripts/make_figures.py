@@ -49,6 +49,10 @@ FIGURES = {
                           "He et al. 2015, Fig. 3: a 30-layer plain ReLU net trained with SGD (momentum 0.9, weight "
                           "decay 5e-4) stalls completely with Xavier init (\"its gradients are all diminishing\"); "
                           "with He init it converges."),
+    "he_fig2_fig3_depth": (experiments.he_fig2_fig3_depth, plotting.curves,
+                           "He et al. 2015, Figs. 2 and 3: with the paper's optimizer, a 22-layer plain ReLU net "
+                           "converges under both initializations, He's starting earlier; at 30 layers Xavier's "
+                           "stalls and He's converges."),
     "lab10_sigmoid_vs_relu": (experiments.lab10_sigmoid_vs_relu, plotting.curves,
                               "Lab 10's story (sigmoid → ReLU): the gradient reaching the first layer of a deep "
                               "sigmoid net is orders of magnitude smaller than the last layer's; with ReLU it is not."),

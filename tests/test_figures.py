@@ -90,6 +90,17 @@ def test_he_fig3_he_converges_where_xavier_stalls(mnist_dir):
   assert r.claims["xavier_first_grad_at_init"] < 1e-3 * r.claims["he_first_grad_at_init"]
 
 
+def test_he_depth_pair_keys_each_depths_curves_and_claims(mnist_dir):
+  # The 30-layer behaviour is he_fig3_deep_relu's (the same _he_pair, tested above); here the bookkeeping.
+  r = experiments.he_fig2_fig3_depth(data_dir=mnist_dir, depths=(2, 3), width=32, steps=100, every=50, n_train=1600)
+  assert list(r.data["panels"]) == ["2 layers", "3 layers"] and len(r.data["ylabels"]) == 2
+  for depth in (2, 3):
+    for key, label in (("xavier", "Xavier (Var 1/n)"), ("he", "He (Var 2/n)")):
+      steps, error = r.data["panels"][f"{depth} layers"][label]
+      assert steps == [50, 100] and r.claims[f"d{depth}_{key}_min_error"] == min(error)
+      assert r.claims[f"d{depth}_{key}_final_error"] == error[-1] < 0.6  # shallow nets learn at once
+
+
 def test_sigmoid_gradient_vanishes_toward_input_relu_does_not(mnist_dir):
   r = experiments.lab10_sigmoid_vs_relu(data_dir=mnist_dir, width=128, steps=100, every=50, n_train=2000)
   sigmoid, relu = r.claims["sigmoid_grad_ratio_at_init"], r.claims["relu_grad_ratio_at_init"]

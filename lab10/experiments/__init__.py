@@ -20,8 +20,8 @@ from lab10.experiments.at_init import (glorot_fig6_activations, glorot_fig7_back
                                        variance_vs_depth)
 from lab10.experiments.common import Check, Result, Skipped
 from lab10.experiments.sweeps import activation_zoo, lab_accuracies, meanfield_phase_diagram
-from lab10.experiments.training import (dropout_overfitting, glorot_fig2_sigmoid_saturation, he_fig3_deep_relu,
-                                        lab10_sigmoid_vs_relu)
+from lab10.experiments.training import (dropout_overfitting, glorot_fig2_sigmoid_saturation,
+                                        he_fig2_fig3_depth, he_fig3_deep_relu, lab10_sigmoid_vs_relu)
 
 # Every figure's experiment by name, with the overrides of --quick: the same experiments, smaller.
 QUICK: dict[str, dict] = {
@@ -31,6 +31,7 @@ QUICK: dict[str, dict] = {
     "glorot_fig8_weight_gradients": {},
     "glorot_fig2_sigmoid_saturation": dict(steps=2000, every=100),
     "he_fig3_deep_relu": dict(steps=400, every=50, n_train=6400),
+    "he_fig2_fig3_depth": dict(steps=400, every=50, n_train=6400),
     "lab10_sigmoid_vs_relu": dict(steps=400, every=25, n_train=5000),
     "activation_zoo": dict(width=256, epochs=1, n_train=10_000, seeds=(0, 1)),
     "dropout_overfitting": dict(epochs=12, width=256, seeds=(0, 1)),
@@ -46,6 +47,7 @@ QUICK: dict[str, dict] = {
 LONG: dict[str, dict] = {
     "glorot_fig2_sigmoid_saturation": dict(steps=200_000, every=5000),
     "he_fig3_deep_relu": dict(steps=20_000, every=400),
+    "he_fig2_fig3_depth": dict(steps=20_000, every=400),
     "activation_zoo": dict(epochs=15),
     "dropout_overfitting": dict(epochs=200),
     "meanfield_phase_diagram": dict(steps=5000, width=512),
@@ -71,6 +73,7 @@ def failed_checks(name: str, claims: dict) -> list[str]:
 
 __all__ = ["CHECKS", "LONG", "QUICK", "Check", "Result", "Skipped", "activation_zoo", "dropout_overfitting",
            "failed_checks", "glorot_fig2_sigmoid_saturation", "glorot_fig6_activations",
-           "glorot_fig7_backprop_gradients", "glorot_fig8_weight_gradients", "he_fig3_deep_relu",
+           "glorot_fig7_backprop_gradients", "glorot_fig8_weight_gradients", "he_fig2_fig3_depth",
+           "he_fig3_deep_relu",
            "lab10_sigmoid_vs_relu", "lab_accuracies", "meanfield_phase_diagram", "probe_grid", "seed_means",
            "selu_self_normalization", "variance_vs_depth"]

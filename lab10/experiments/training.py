@@ -135,30 +135,21 @@ def he_fig3_deep_relu(data_dir=None, depth: int = 30, width: int = 128, steps: i
   probe = _grad_norms({"x": jnp.asarray(ds.train_x[:GRAD_PROBE_EXAMPLES]),
                        "y": jnp.asarray(ds.train_y[:GRAD_PROBE_EXAMPLES])})
   loss, error, grad_lines, claims = {}, {}, {}, {}
-  lines = progress.Lines("he_fig3_deep_relu run", len(HE_FIG3_INITS))
-  for k, (key, (label, init)) in enumerate(HE_FIG3_INITS.items(), 1):
-    c = _mlp_config(depth=depth, width=(width,), activation="relu", init=init, optimizer="momentum", lr=lr,
-                    momentum=momentum, weight_decay=weight_decay, batch_size=batch_size, seed=seed)
-    run = _train_probed(c, ds, steps=steps, every=every, probe=probe)
+  pair = _he_pair(ds, progress.Lines("he_fig3_deep_relu run", len(HE_FIG3_INITS)), depth=depth, width=width,
+                  steps=steps, every=every, lr=lr, momentum=momentum, weight_decay=weight_decay,
+                  batch_size=batch_size, seed=seed, probe=probe)
+  for key, (label, _) in HE_FIG3_INITS.items():
+    run = pair[key]
     norms = np.array([p["norms"] for p in run["probes"]])  # (points, layers)
-    errors = 1 - np.asarray(run["accuracy"])
     loss[label] = (run["steps"][1:], run["loss"])
-    error[label] = (run["steps"][1:], _f(errors))
+    error[label] = (run["steps"][1:], _f(run["error"]))
     grad_lines[f"{label}, layer 1"] = (run["steps"], _f(norms[:, 0]))
     grad_lines[f"{label}, layer {depth}"] = (run["steps"], _f(norms[:, -1]))
-    converged = [s for s, e in zip(run["steps"][1:], errors) if e < CONVERGED_ERROR]
-    claims |= {
-        f"{key}_first_step_error_below_{CONVERGED_ERROR:g}": (
-            float(converged[0]) if converged else float("nan"),
-            f"{label}: first step whose training error (mean over the last {every} steps) is below "
-            f"{CONVERGED_ERROR:g} (NaN: none in {steps})"),
-        f"{key}_min_error": (float(errors.min()), f"{label}: lowest training error (means over {every} steps)"),
-        f"{key}_final_error": (float(errors[-1]), f"{label}: training error, last {every} steps"),
+    claims |= _convergence_claims(key, label, run, every, steps) | {
         f"{key}_test_accuracy": (run["test_accuracy"], f"{label}: test accuracy after {steps} steps"),
         f"{key}_grad_ratio_at_init": (float(norms[0, 0] / norms[0, -1]),
                                       f"{label}: ‖∂L/∂W_1‖ / ‖∂L/∂W_{depth}‖ at init"),
         f"{key}_first_grad_at_init": (float(norms[0, 0]), f"{label}: ‖∂L/∂W_1‖ at init")}
-    lines.done(k, f"{label}: training error {errors[-1]:.3f} after {steps} steps")
   return Result.of(
       data=dict(panels={"training error": error, "training loss": loss,
                         f"weight-gradient norm ({GRAD_PROBE_EXAMPLES} fixed examples)": grad_lines},
@@ -176,6 +167,34 @@ def he_fig3_deep_relu(data_dir=None, depth: int = 30, width: int = 128, steps: i
               f"(layer {depth} dashed); seed {seed}.")
 
 
+def _he_pair(ds, lines: progress.Lines, *, depth: int, width: int, steps: int, every: int, lr: float,
+             momentum: float, weight_decay: float, batch_size: int, seed: int,
+             probe: Callable | None = None) -> dict[str, dict]:
+  """The Xavier and He nets of He et al.'s depth experiments at ``depth``, trained with their optimizer: each
+  ``_train_probed``'s run, with ``error`` = 1 − training accuracy per probe interval; ``lines`` counts on."""
+  pair = {}
+  for k, (key, (label, init)) in enumerate(HE_FIG3_INITS.items(), lines.count + 1):
+    c = _mlp_config(depth=depth, width=(width,), activation="relu", init=init, optimizer="momentum", lr=lr,
+                    momentum=momentum, weight_decay=weight_decay, batch_size=batch_size, seed=seed)
+    run = _train_probed(c, ds, steps=steps, every=every, probe=probe)
+    run["error"] = 1 - np.asarray(run["accuracy"])
+    pair[key] = run
+    lines.done(k, f"{depth} layers, {label}: training error {run['error'][-1]:.3f} after {steps} steps")
+  return pair
+
+
+def _convergence_claims(key: str, label: str, run: dict, every: int, steps: int) -> dict:
+  errors = run["error"]
+  converged = [s for s, e in zip(run["steps"][1:], errors) if e < CONVERGED_ERROR]
+  return {
+      f"{key}_first_step_error_below_{CONVERGED_ERROR:g}": (
+          float(converged[0]) if converged else float("nan"),
+          f"{label}: first step whose training error (mean over the last {every} steps) is below "
+          f"{CONVERGED_ERROR:g} (NaN: none in {steps})"),
+      f"{key}_min_error": (float(errors.min()), f"{label}: lowest training error (means over {every} steps)"),
+      f"{key}_final_error": (float(errors[-1]), f"{label}: training error, last {every} steps")}
+
+
 CHECKS["he_fig3_deep_relu"] = (
     Check(f"He's training error falls below {CONVERGED_ERROR:g} within 1000 steps",
           lambda c: c[f"he_first_step_error_below_{CONVERGED_ERROR:g}"] <= 1000),
@@ -185,6 +204,54 @@ CHECKS["he_fig3_deep_relu"] = (
           lambda c: c["xavier_min_error"] > STALLED_ERROR),
     Check("at init Xavier's ‖∂L/∂W_1‖ is under 1/1000 of He's (\"its gradients are all diminishing\")",
           lambda c: c["xavier_first_grad_at_init"] < 1e-3 * c["he_first_grad_at_init"]),
+)
+
+
+def he_fig2_fig3_depth(data_dir=None, depths: tuple[int, ...] = (22, 30), width: int = 128, steps: int = 4680,
+                       every: int = 117, lr: float = 0.01, momentum: float = MOMENTUM,
+                       weight_decay: float = HE_WEIGHT_DECAY, batch_size: int = HE_BATCH, n_train: int | None = None,
+                       seed: int = 0) -> Result:
+  """He et al. 2015 Figs. 2 and 3 side by side on MLPs: training error of plain ReLU nets of 22 and 30 layers,
+  Xavier (Var 1/n) vs He (Var 2/n), with the paper's optimizer on the whole MNIST training set.
+
+  The same networks, optimizer and budget as ``he_fig3_deep_relu`` (its 30-layer runs are these, bit for bit)."""
+  ds = _mnist(data_dir, n_train)
+  panels, claims = {}, {}
+  lines = progress.Lines("he_fig2_fig3_depth run", len(depths) * len(HE_FIG3_INITS))
+  for depth in depths:
+    pair = _he_pair(ds, lines, depth=depth, width=width, steps=steps, every=every, lr=lr,
+                    momentum=momentum, weight_decay=weight_decay, batch_size=batch_size, seed=seed)
+    panels[f"{depth} layers"] = {label: (pair[key]["steps"][1:], _f(pair[key]["error"]))
+                                 for key, (label, _) in HE_FIG3_INITS.items()}
+    for key, (label, _) in HE_FIG3_INITS.items():
+      claims |= _convergence_claims(f"d{depth}_{key}", f"{depth} layers, {label}", pair[key], every, steps)
+  return Result.of(
+      data=dict(panels=panels, xlabel=f"training step (mini-batches of {batch_size})",
+                ylabels=["training error (chance: 0.9)"] * len(depths), sharey=True,
+                title=f"He et al. Figs. 2–3 on MLPs: plain ReLU nets of {' and '.join(map(str, depths))} layers, "
+                      f"Xavier vs He init, SGD momentum {momentum} + weight decay"),
+      claims=claims,
+      setting=f"ReLU MLPs of {', '.join(map(str, depths))} hidden layers of {width}, zero biases; SGD with momentum "
+              f"{momentum}, lr {lr}, weight decay {weight_decay:g} on the kernels, batch {batch_size}, {steps} steps "
+              f"({steps * batch_size / len(ds.train_y):.1f} epochs) on {len(ds.train_y)} MNIST training images; "
+              f"training error is the mean over each {every} steps; seed {seed}.")
+
+
+_BELOW = f"first_step_error_below_{CONVERGED_ERROR:g}"
+CHECKS["he_fig2_fig3_depth"] = (
+    Check(f"22 layers: both nets converge (training error below {CONVERGED_ERROR:g} within the 10 epochs), He's first",
+          lambda c: c[f"d22_he_{_BELOW}"] < c[f"d22_xavier_{_BELOW}"] <= 4680),
+    Check(f"30 layers: He's net converges, Xavier's never falls below {STALLED_ERROR:g} (chance: 0.9): it stalls",
+          lambda c: c[f"d30_he_{_BELOW}"] <= 4680 and c["d30_xavier_min_error"] > STALLED_ERROR),
+)
+
+
+# --- the lab's story: sigmoid vs ReLU gradient norms per layer_BELOW = f"first_step_error_below_{CONVERGED_ERROR:g}"
+CHECKS["he_fig2_fig3_depth"] = (
+    Check(f"22 layers: both nets converge (training error below {CONVERGED_ERROR:g} within the 10 epochs), He's first",
+          lambda c: c[f"d22_he_{_BELOW}"] < c[f"d22_xavier_{_BELOW}"] <= 4680),
+    Check(f"30 layers: He's net converges, Xavier's never falls below {STALLED_ERROR:g} (chance: 0.9): it stalls",
+          lambda c: c[f"d30_he_{_BELOW}"] <= 4680 and c["d30_xavier_min_error"] > STALLED_ERROR),
 )
 
 
