@@ -5,10 +5,11 @@ import contextlib
 import functools
 import importlib.util
 import io
+import os
 import subprocess
 import sys
 
-from conftest import ROOT
+from conftest import ROOT, uncached
 
 
 @functools.cache
@@ -32,13 +33,16 @@ def main(name: str, *flags: str) -> tuple[int, list[str]]:
 
 
 def popen(name: str, *flags: str, **kwargs) -> subprocess.Popen:
-  """``python scripts/<name>.py flags`` started in the repository root."""
+  """``python scripts/<name>.py flags`` started in the repository root, without the tests' compilation cache
+  (the caller may kill it); ``kwargs`` go to ``subprocess.Popen``."""
+  kwargs.setdefault("env", uncached())
   return subprocess.Popen([sys.executable, str(ROOT / "scripts" / f"{name}.py"), *flags], cwd=ROOT,
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs)
 
 
 def run(name: str, *flags: str, timeout: float = 300) -> tuple[int, str, str]:
-  """``python scripts/<name>.py flags`` to its end: (exit status, stdout, stderr)."""
-  process = popen(name, *flags)
+  """``python scripts/<name>.py flags`` to its end, with the tests' compilation cache: (exit status, stdout,
+  stderr)."""
+  process = popen(name, *flags, env=dict(os.environ))
   out, err = process.communicate(timeout=timeout)
   return process.returncode, out, err

@@ -1,13 +1,47 @@
+import importlib.util
 import os
+from collections.abc import Callable
+import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
+import filelock
+import jax
 import pytest
 
 from lab10 import data
 
 ROOT = Path(__file__).resolve().parents[1]
 MNIST_DIR = Path(os.environ.get("LAB10_MNIST_DIR", data.BUNDLED_DIR / "mnist"))
+
+# One persistent XLA compilation cache per test run, shared by the pytest workers and the scripts they start (a
+# train.py run spends about half of its 15 s compiling the same programs as the last one). Entries are read and
+# written under a file lock (needs filelock, in the dev extras). A process killed while it writes an entry would
+# leave it truncated, so processes a test kills or interrupts run without the cache (``uncached``).
+CACHE_VARS = {"JAX_COMPILATION_CACHE_DIR": "", "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0.1",
+              **({"JAX_COMPILATION_CACHE_MAX_SIZE": str(4 << 30)} if importlib.util.find_spec("filelock") else {})}
+
+
+def pytest_configure(config):
+  if hasattr(config, "workerinput"):  # an xdist worker: its environment, cache included, is the controller's
+    return
+  CACHE_VARS["JAX_COMPILATION_CACHE_DIR"] = tempfile.mkdtemp(prefix="lab10-test-xla-cache-")
+  os.environ.update(CACHE_VARS)
+  jax.config.update("jax_compilation_cache_dir", CACHE_VARS["JAX_COMPILATION_CACHE_DIR"])  # JAX is imported here
+  jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.1)
+  if "JAX_COMPILATION_CACHE_MAX_SIZE" in CACHE_VARS:
+    jax.config.update("jax_compilation_cache_max_size", int(CACHE_VARS["JAX_COMPILATION_CACHE_MAX_SIZE"]))
+
+
+def pytest_unconfigure(config):
+  if not hasattr(config, "workerinput") and CACHE_VARS["JAX_COMPILATION_CACHE_DIR"]:
+    shutil.rmtree(CACHE_VARS["JAX_COMPILATION_CACHE_DIR"], ignore_errors=True)
+
+
+def uncached(env: dict | None = None) -> dict:
+  """``env`` (default: this process's) without the compilation cache: for processes a test kills."""
+  return {k: v for k, v in (os.environ if env is None else env).items() if k not in CACHE_VARS}
 
 
 @pytest.fixture(scope="session")
@@ -41,3 +75,17 @@ def fill(disk: Path) -> None:
 
   with contextlib.suppress(OSError), open(disk / "filler", "wb") as f:
     f.write(b"\0" * 2500 * 1024)
+
+
+def made_once(tmp_path_factory, worker_id: str, name: str, make: Callable[[Path], None]) -> Path:
+  """``name`` in the test run's temporary folder, made by ``make(path)`` once for the whole run: the first xdist
+  worker to ask makes it, under a lock, while the others wait (a session fixture alone runs once per worker)."""
+  base = tmp_path_factory.getbasetemp()
+  path = (base if worker_id == "master" else base.parent) / name  # the parent: shared by this run's workers
+  with filelock.FileLock(f"{path}.lock"):
+    if not path.exists():
+      making = path.with_name(f"{name}.making")
+      shutil.rmtree(making, ignore_errors=True)
+      make(making)
+      making.rename(path)
+  return path

@@ -3,7 +3,7 @@
 import nbformat
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, made_once
 
 NOTEBOOK = ROOT / "scripts" / "colab_tpu.ipynb"
 
@@ -32,11 +32,14 @@ def _run(overrides: str, workdir) -> nbformat.NotebookNode:
   return nb
 
 
-@pytest.fixture(scope="module")
-def executed(mnist_dir, tmp_path_factory):
+@pytest.fixture(scope="session")
+def executed(mnist_dir, tmp_path_factory, worker_id):
   # REPO_URL = the checkout: the notebook imports lab10 from it in place and installs nothing.
-  return _run(f"REPO_URL = {str(ROOT)!r}\nQUICK = True\nDATA_DIR = {str(mnist_dir)!r}",
-              tmp_path_factory.mktemp("notebook"))
+  def execute(path):
+    nbformat.write(_run(f"REPO_URL = {str(ROOT)!r}\nQUICK = True\nDATA_DIR = {str(mnist_dir)!r}",
+                        tmp_path_factory.mktemp("notebook")), path)
+
+  return nbformat.read(made_once(tmp_path_factory, worker_id, "executed.ipynb", execute), as_version=4)
 
 
 def _lines(executed):

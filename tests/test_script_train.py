@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 import cli
-from conftest import fill
+from conftest import fill, made_once
 from lab10 import checkpoints as checkpoints_lib
 from lab10 import activations, config, data, initializers, runs, workdir
 
@@ -160,12 +160,14 @@ def _kill_when(process, metrics, lines, delay=0.0, timeout=120):
   process.wait()
 
 
-@pytest.fixture(scope="module")
-def uninterrupted(tmp_path_factory):
-  path = tmp_path_factory.mktemp("uninterrupted")
-  status, _, err = cli.run("train", *KILL_RUN, "--workdir", str(path))
-  assert status == 0, err
-  return path
+@pytest.fixture(scope="session")
+def uninterrupted(tmp_path_factory, worker_id):
+  """The run that the killed and interrupted ones must equal (not to be changed: copy it)."""
+  def train(path):
+    status, _, err = cli.run("train", *KILL_RUN, "--workdir", str(path))
+    assert status == 0, err
+
+  return made_once(tmp_path_factory, worker_id, "uninterrupted", train)
 
 
 def _assert_identical(run, reference):
