@@ -45,6 +45,10 @@ FIGURES = {
                                        "Glorot & Bengio 2010, Fig. 2: with sigmoid and standard init the top "
                                        "hidden layer saturates at 0 early in training and only slowly leaves it "
                                        "while the error falls; the lower layers' means stay near or above 0.5."),
+    "glorot_training_saturation": (experiments.glorot_training_saturation, plotting.curves,
+                                   "Glorot & Bengio 2010, Figs. 3-4: during training with standard init, tanh layers "
+                                   "saturate one after the other, from the first hidden layer up; softsign layers "
+                                   "move together and saturate less."),
     "he_fig3_deep_relu": (experiments.he_fig3_deep_relu, plotting.curves,
                           "He et al. 2015, Fig. 3: a 30-layer plain ReLU net trained with SGD (momentum 0.9, weight "
                           "decay 5e-4) stalls completely with Xavier init (\"its gradients are all diminishing\"); "

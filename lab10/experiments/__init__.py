@@ -21,7 +21,8 @@ from lab10.experiments.at_init import (glorot_fig6_activations, glorot_fig7_back
 from lab10.experiments.common import Check, Result, Skipped
 from lab10.experiments.sweeps import activation_zoo, lab_accuracies, meanfield_phase_diagram
 from lab10.experiments.training import (dropout_overfitting, glorot_fig2_sigmoid_saturation,
-                                        he_fig2_fig3_depth, he_fig3_deep_relu, lab10_sigmoid_vs_relu)
+                                        glorot_training_saturation, he_fig2_fig3_depth, he_fig3_deep_relu,
+                                        lab10_sigmoid_vs_relu)
 
 # Every figure's experiment by name, with the overrides of --quick: the same experiments, smaller.
 QUICK: dict[str, dict] = {
@@ -30,6 +31,7 @@ QUICK: dict[str, dict] = {
     "glorot_fig7_backprop_gradients": {},
     "glorot_fig8_weight_gradients": {},
     "glorot_fig2_sigmoid_saturation": dict(steps=2000, every=100),
+    "glorot_training_saturation": dict(n_train=2000, log_every=50),
     "he_fig3_deep_relu": dict(steps=400, every=50, n_train=6400),
     "he_fig2_fig3_depth": dict(steps=400, every=50, n_train=6400),
     "lab10_sigmoid_vs_relu": dict(steps=400, every=25, n_train=5000),
@@ -42,10 +44,11 @@ QUICK: dict[str, dict] = {
 }
 
 # Longer budgets, closer to the papers' (make_figures.py --scale long, for an accelerator): Glorot's sigmoid net
-# followed 10× longer, He's 30-layer nets for 50 epochs, the zoo for the TF1 labs' 15 epochs, the phase diagram
-# 5× longer at width 512.
+# followed 10× longer, the tanh and softsign nets for 10 epochs of all 60k images, He's nets for 50 epochs, the zoo
+# for the TF1 labs' 15 epochs, the phase diagram 5× longer at width 512.
 LONG: dict[str, dict] = {
     "glorot_fig2_sigmoid_saturation": dict(steps=200_000, every=5000),
+    "glorot_training_saturation": dict(n_train=None, epochs=10, log_every=1000),
     "he_fig3_deep_relu": dict(steps=20_000, every=400),
     "he_fig2_fig3_depth": dict(steps=20_000, every=400),
     "activation_zoo": dict(epochs=15),
@@ -72,7 +75,7 @@ def failed_checks(name: str, claims: dict) -> list[str]:
 
 
 __all__ = ["CHECKS", "LONG", "QUICK", "Check", "Result", "Skipped", "activation_zoo", "dropout_overfitting",
-           "failed_checks", "glorot_fig2_sigmoid_saturation", "glorot_fig6_activations",
+           "failed_checks", "glorot_fig2_sigmoid_saturation", "glorot_training_saturation", "glorot_fig6_activations",
            "glorot_fig7_backprop_gradients", "glorot_fig8_weight_gradients", "he_fig2_fig3_depth",
            "he_fig3_deep_relu",
            "lab10_sigmoid_vs_relu", "lab_accuracies", "meanfield_phase_diagram", "probe_grid", "seed_means",
