@@ -9,7 +9,7 @@ import os
 import subprocess
 import sys
 
-from conftest import ROOT, uncached
+from conftest import ROOT, killable_env
 
 
 @functools.cache
@@ -33,16 +33,16 @@ def main(name: str, *flags: str) -> tuple[int, list[str]]:
 
 
 def popen(name: str, *flags: str, **kwargs) -> subprocess.Popen:
-  """``python scripts/<name>.py flags`` started in the repository root, without the tests' compilation cache
-  (the caller may kill it); ``kwargs`` go to ``subprocess.Popen``."""
-  kwargs.setdefault("env", uncached())
+  """``python scripts/<name>.py flags`` started in the repository root, with a snapshot of the tests'
+  compilation cache (the caller may kill it); ``kwargs`` go to ``subprocess.Popen``."""
+  kwargs.setdefault("env", killable_env())
   return subprocess.Popen([sys.executable, str(ROOT / "scripts" / f"{name}.py"), *flags], cwd=ROOT,
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs)
 
 
 def run(name: str, *flags: str, timeout: float = 300) -> tuple[int, str, str]:
-  """``python scripts/<name>.py flags`` to its end, with the tests' compilation cache: (exit status, stdout,
-  stderr)."""
+  """``python scripts/<name>.py flags`` to its end, with the tests' shared compilation cache: (exit status,
+  stdout, stderr)."""
   process = popen(name, *flags, env=dict(os.environ))
   out, err = process.communicate(timeout=timeout)
   return process.returncode, out, err

@@ -1,4 +1,3 @@
-import importlib.util
 import os
 from collections.abc import Callable
 import shutil
@@ -16,32 +15,44 @@ ROOT = Path(__file__).resolve().parents[1]
 MNIST_DIR = Path(os.environ.get("LAB10_MNIST_DIR", data.BUNDLED_DIR / "mnist"))
 
 # One persistent XLA compilation cache per test run, shared by the pytest workers and the scripts they start (a
-# train.py run spends about half of its 15 s compiling the same programs as the last one). Entries are read and
-# written under a file lock (needs filelock, in the dev extras). A process killed while it writes an entry would
-# leave it truncated, so processes a test kills or interrupts run without the cache (``uncached``).
-CACHE_VARS = {"JAX_COMPILATION_CACHE_DIR": "", "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0.1",
-              **({"JAX_COMPILATION_CACHE_MAX_SIZE": str(4 << 30)} if importlib.util.find_spec("filelock") else {})}
+# train.py run spends about half of its 15 s compiling the same programs as the last one), read and written under
+# JAX's file lock (filelock, in the dev extras). A process killed while it writes an entry would leave it
+# truncated, so a process a test may kill gets a snapshot of its own (``killable_env``).
+CACHE_ROOT = "LAB10_TEST_CACHE_ROOT"  # the environment variable naming this run's cache folder
+
+
+def _cache_env(path: Path, locked: bool) -> dict[str, str]:
+  return {"JAX_COMPILATION_CACHE_DIR": str(path), "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0.1",
+          "JAX_COMPILATION_CACHE_MAX_SIZE": str(4 << 30) if locked else "-1"}  # -1: no eviction, no lock
 
 
 def pytest_configure(config):
   if hasattr(config, "workerinput"):  # an xdist worker: its environment, cache included, is the controller's
     return
-  CACHE_VARS["JAX_COMPILATION_CACHE_DIR"] = tempfile.mkdtemp(prefix="lab10-test-xla-cache-")
-  os.environ.update(CACHE_VARS)
-  jax.config.update("jax_compilation_cache_dir", CACHE_VARS["JAX_COMPILATION_CACHE_DIR"])  # JAX is imported here
+  root = Path(tempfile.mkdtemp(prefix="lab10-test-xla-cache-"))
+  env = _cache_env(root / "shared", locked=True)
+  os.environ.update(env, **{CACHE_ROOT: str(root)})
+  jax.config.update("jax_compilation_cache_dir", env["JAX_COMPILATION_CACHE_DIR"])  # JAX is imported already
   jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.1)
-  if "JAX_COMPILATION_CACHE_MAX_SIZE" in CACHE_VARS:
-    jax.config.update("jax_compilation_cache_max_size", int(CACHE_VARS["JAX_COMPILATION_CACHE_MAX_SIZE"]))
+  jax.config.update("jax_compilation_cache_max_size", 4 << 30)
 
 
 def pytest_unconfigure(config):
-  if not hasattr(config, "workerinput") and CACHE_VARS["JAX_COMPILATION_CACHE_DIR"]:
-    shutil.rmtree(CACHE_VARS["JAX_COMPILATION_CACHE_DIR"], ignore_errors=True)
+  if not hasattr(config, "workerinput") and CACHE_ROOT in os.environ:
+    shutil.rmtree(os.environ[CACHE_ROOT], ignore_errors=True)
 
 
-def uncached(env: dict | None = None) -> dict:
-  """``env`` (default: this process's) without the compilation cache: for processes a test kills."""
-  return {k: v for k, v in (os.environ if env is None else env).items() if k not in CACHE_VARS}
+def killable_env() -> dict[str, str]:
+  """This process's environment with a snapshot of the compilation cache of its own, for a process a test may kill:
+  hard links to the shared entries, made under JAX's lock (JAX writes an entry once and never changes it), so a
+  kill in the middle of a write can only leave a damaged entry in the snapshot."""
+  root = Path(os.environ[CACHE_ROOT])
+  shared, snapshot = root / "shared", Path(tempfile.mkdtemp(prefix="snapshot-", dir=root))
+  shared.mkdir(exist_ok=True)
+  with filelock.FileLock(shared / ".lockfile"):
+    for entry in shared.glob("*-cache"):
+      os.link(entry, snapshot / entry.name)
+  return {**os.environ, **_cache_env(snapshot, locked=False)}
 
 
 @pytest.fixture(scope="session")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, uncached
+from conftest import ROOT, killable_env
 
 FLAGS = ("--dataset", "synthetic", "--width", "32", "--batch_size", "50")
 
@@ -24,8 +24,8 @@ def free_port() -> int:
     return s.getsockname()[1]
 
 
-def start(*flags: str, devices: int = 1, cached: bool = True) -> subprocess.Popen:
-  env = {k: v for k, v in (os.environ if cached else uncached()).items() if k != "XLA_FLAGS"}
+def start(*flags: str, devices: int = 1, killable: bool = False) -> subprocess.Popen:
+  env = {k: v for k, v in (killable_env() if killable else os.environ).items() if k != "XLA_FLAGS"}
   env.update(JAX_PLATFORMS="cpu", PYTHONPATH=str(ROOT))
   if devices > 1:
     env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
@@ -33,10 +33,10 @@ def start(*flags: str, devices: int = 1, cached: bool = True) -> subprocess.Pope
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def start_job(workdir, epochs: int, *flags: str, cached: bool = True) -> list[subprocess.Popen]:
+def start_job(workdir, epochs: int, *flags: str, killable: bool = False) -> list[subprocess.Popen]:
   job = ("--workdir", str(workdir), "--epochs", str(epochs), "--distributed",
          "--coordinator", f"127.0.0.1:{free_port()}", "--num_processes", "2", *flags)
-  return [start(*job, "--process_id", str(i), cached=cached) for i in range(2)]
+  return [start(*job, "--process_id", str(i), killable=killable) for i in range(2)]
 
 
 def finish(process: subprocess.Popen, timeout: float = 240) -> tuple[int, str, str]:
@@ -73,7 +73,7 @@ def test_two_processes_train_the_run_of_one_process_on_two_devices(tmp_path):
 
 @pytest.mark.parametrize("dies", [1, 0], ids=["worker dies", "coordinator dies"])
 def test_a_process_that_dies_stops_the_other_with_one_line_and_the_job_resumes(dies, tmp_path):
-  job = start_job(tmp_path / "run", 1000, cached=False)  # one of them is killed
+  job = start_job(tmp_path / "run", 1000, killable=True)
   survivor = job[1 - dies]
   out = []
   for line in survivor.stdout:  # training has started: both processes are in the epoch's collectives
