@@ -88,13 +88,16 @@ def test_a_process_that_dies_stops_the_other_with_one_line_and_the_job_resumes(d
   job[dies].wait()
   # XLA's and the coordination service's own lines (a dozen when the coordinator dies) go to the file named at start.
   log = next(line.split(": ", 1)[1].strip() for line in out if line.startswith("XLA's own log lines: "))
+  lines = err.strip().splitlines()
   if dies == 0 and status == -signal.SIGABRT:
-    # The coordinator runs the coordination service; XLA's client, losing it, aborts the process and may do so
-    # before the failed collective reaches Python. Its reason is in the log.
-    assert err == "" and "Terminating process because the JAX distributed service" in Path(log).read_text()
+    # The coordinator runs the coordination service; XLA's client, losing it, aborts the process, before or right
+    # after the script's line. Its reason is in the log.
+    assert "Terminating process because the JAX distributed service" in Path(log).read_text()
+    assert len(lines) <= 1, err
   else:
-    assert status == 5, err
-    assert len(err.strip().splitlines()) == 1 and err.startswith("error: another process of the job failed"), err
+    assert status == 5 and len(lines) == 1, err
+  if lines:
+    assert err.startswith("error: another process of the job failed"), err
     assert "--resume" in err and f"XLA's log: {log}" in err
   # What it wrote stays: the first epoch's record; both processes restarted with --resume finish the run (once:
   # the files left are the same whichever process died).
