@@ -331,15 +331,6 @@ CHECKS["he_fig2_fig3_depth"] = (
 )
 
 
-# --- the lab's story: sigmoid vs ReLU gradient norms per layer_BELOW = f"first_step_error_below_{CONVERGED_ERROR:g}"
-CHECKS["he_fig2_fig3_depth"] = (
-    Check(f"22 layers: both nets converge (training error below {CONVERGED_ERROR:g} within the 10 epochs), He's first",
-          lambda c: c[f"d22_he_{_BELOW}"] < c[f"d22_xavier_{_BELOW}"] <= 4680),
-    Check(f"30 layers: He's net converges, Xavier's never falls below {STALLED_ERROR:g} (chance: 0.9): it stalls",
-          lambda c: c[f"d30_he_{_BELOW}"] <= 4680 and c["d30_xavier_min_error"] > STALLED_ERROR),
-)
-
-
 # --- the lab's story: sigmoid vs ReLU gradient norms per layer ---------------------------------------
 
 
