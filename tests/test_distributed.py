@@ -15,7 +15,7 @@ import pytest
 
 from conftest import ROOT, killable_env
 
-FLAGS = ("--dataset", "synthetic", "--width", "32", "--batch_size", "50")
+FLAGS = ("--dataset", "synthetic", "--width", "32", "--batch_size", "500")
 
 
 def free_port() -> int:
