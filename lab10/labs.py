@@ -1,4 +1,4 @@
-"""The seed labs' published accuracies, and the table of ours beside them.
+"""The seed labs: their runs over seeds, their published accuracies, and the table of ours beside them.
 
 Published numbers: Lab 10 of Sung Kim et al.'s "Deep Learning Zero To All", one unseeded run each, in its three
 versions: TF1 (``lab-10-*.py``) and TF2 (``tf2/tf2-10-*.py``) in https://github.com/hunkim/DeepLearningZeroToAll,
@@ -9,7 +9,13 @@ inputs, a bug in the original notebooks).
 
 from __future__ import annotations
 
+import dataclasses
+import json
+from pathlib import Path
+
 import numpy as np
+
+from lab10 import config, data, progress, runs, train
 
 PUBLISHED: dict[str, dict[str, float | None]] = {
     "lab10-1-softmax": {"TF1": 0.9035, "TF2": None, "PyTorch": 0.8944},
@@ -26,6 +32,39 @@ NOTES = {
     "lab10-1-softmax": "PyTorch figure on unscaled test inputs",
     "lab10-6-batchnorm": "TF1's BN lab was 784-32-32-10, lr 0.01, batch 32, 10 epochs; ours is TF2's net",
 }
+
+
+def _finished(workdir: Path, c: config.Config) -> bool:
+  """A finished run of this config (run-control flags aside) is already in ``workdir``: reuse it."""
+  try:
+    same = not config.differences(c, config.load_json(workdir / "config.json"))
+    return same and len(runs.read_jsonl(workdir / "metrics.jsonl")) == c.epochs \
+        and (workdir / "summary.json").exists()
+  except (OSError, config.ConfigError):
+    return False
+
+
+def run_seeds(configs: dict[str, config.Config], seeds: int, ds: data.Dataset, workroot: Path) -> dict:
+  """Train ``configs[name]`` with seeds 0 … ``seeds`` − 1 in ``workroot/name/seed<k>``, reusing a finished run
+  of the same config there; ``{name: [{"seed", "records" (metrics.jsonl), "wall_time_s" (its own fit time)}]}``.
+
+  scripts/reproduce_labs.py and the lab_learning_curves figure share these runs."""
+  results = {}
+  jobs = [(name, seed) for name in configs for seed in range(seeds)]
+  lines = progress.Lines("run", len(jobs))
+  for i, (name, seed) in enumerate(progress.iterate(jobs, "runs", "run"), 1):  # a bar on a terminal
+    # An unfinished run left in the workdir is replaced, not resumed: its results were never read.
+    c = dataclasses.replace(configs[name], seed=seed, workdir=str(workroot / name / f"seed{seed}"), overwrite=True)
+    workdir = Path(c.workdir)
+    reused = _finished(workdir, c)
+    if not reused:
+      workdir = train.fit(c, ds, verbose=False).workdir
+    records = runs.read_jsonl(workdir / "metrics.jsonl")
+    wall = json.loads((workdir / "summary.json").read_text())["wall_time_s"]
+    results.setdefault(name, []).append({"seed": seed, "records": records, "wall_time_s": wall})
+    lines.done(i, f"{name} seed {seed}: test accuracy {records[-1]['test_accuracy']:.4f} ({wall:.0f}s"
+                  f"{', reused' if reused else ''})")
+  return results
 
 
 def best_val_test_accuracy(records: list[dict]) -> float:

@@ -75,6 +75,12 @@ FIGURES = {
     "lab_accuracies": (experiments.lab_accuracies, plotting.accuracy_bars,
                        "The seed labs (Deep Learning Zero To All, Lab 10): published test accuracies of TF1, TF2 "
                        "and PyTorch versions beside ours."),
+    "glorot_table1_mnist": (experiments.glorot_table1_mnist, plotting.accuracy_bars,
+                            "Glorot & Bengio 2010 Table 1 (MNIST): test error of 5×1000 sigmoid, tanh and softsign "
+                            "nets, standard vs normalized init; sigmoid worst, normalized init helps tanh."),
+    "lab_learning_curves": (experiments.lab_learning_curves, plotting.curves,
+                            "The seed labs' story, softmax → sigmoid → ReLU → Xavier → deep → dropout → batch norm, "
+                            "as learning curves over seeds."),
 }
 COMMITTED = "figures"             # the full-scale set, committed with the repository
 SCALES = {"quick": experiments.QUICK, "full": {}, "long": experiments.LONG}  # scale → overrides per figure
@@ -90,7 +96,8 @@ Full scale is each experiment's defaults (`python scripts/make_figures.py`, writ
 `--quick` (`--scale quick`) runs the same experiments smaller (`lab10.experiments.QUICK`), `--scale long` with the
 longer budgets of `lab10.experiments.LONG` (for an accelerator), into runs/figures-<scale>/ unless `--out` names
 another folder. `--redraw` redraws PNG and PDF from the saved JSON without re-running anything. `lab_accuracies` needs figures/labs.json from scripts/reproduce_labs.py
-and is skipped without it. A NaN (null in the JSON) marks a run that diverged, or an event that never happened.
+and is skipped without it; `lab_learning_curves` reads that script's runs under runs/labs/ and trains the ones
+absent there. A NaN (null in the JSON) marks a run that diverged, or an event that never happened.
 """
 
 
@@ -124,8 +131,17 @@ def _entry(name: str, mirrors: str, doc: str, record: dict) -> str:
   return (f"## {name}\n\n![{name}]({name}.png)\n\n{doc}\n\n**Mirrors:** {mirrors}\n\n"
           f"**Shows** (each asserted on {name}.json by tests/test_figures.py):\n\n{shown}\n\n"
           f"**Produced by:** `{record['command']}` ({_scale(record)} scale, "
-          f"{record['wall_time_s']:.0f} s). {record['setting']}\n\n"
+          f"{record['wall_time_s']:.0f} s). {record['setting']}\n\n{_table(name, record.get('table'))}"
           f"| claim | measured | value |\n|---|---|---|\n{claims}\n")
+
+
+def _table(name: str, rows: list[dict] | None) -> str:
+  """The figure's table (also ``<name>.csv``), in Markdown; nothing for a figure without one."""
+  if not rows:
+    return ""
+  lines = ["| " + " | ".join(rows[0]) + " |", "|" + "---|" * len(rows[0])]
+  lines += ["| " + " | ".join(_value(v) for v in row.values()) + " |" for row in rows]
+  return f"Table ({name}.csv):\n\n" + "\n".join(lines) + "\n\n"
 
 
 def _draw(draw, data: dict, stem: Path) -> None:
@@ -169,8 +185,10 @@ def _make(name: str, args: argparse.Namespace, argv: list[str]) -> None:
   runs.write_json(out / f"{name}.json", {
       "name": name, "command": _command(argv), "scale": args.scale, "quick": args.scale == "quick",
       "wall_time_s": wall,
-      "setting": result.setting, "claims": result.claims, "claim_text": result.claim_text, "data": result.data},
-      sort_keys=False)
+      "setting": result.setting, "claims": result.claims, "claim_text": result.claim_text, "table": result.table,
+      "data": result.data}, sort_keys=False)
+  if result.table:
+    runs.write_csv(out / f"{name}.csv", result.table)
   for text in experiments.failed_checks(name, result.claims):
     print(f"{name}: this run does not show its stated claim: {text}", flush=True)
   print(f"{name}: {wall:.0f}s; " + "; ".join(f"{k} = {_value(v)}" for k, v in list(result.claims.items())[:4]),

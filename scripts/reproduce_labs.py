@@ -13,7 +13,6 @@ if __name__ == "__main__":  # before the heavy imports: a signal while JAX loads
 
 import argparse
 import dataclasses
-import json
 import os
 import platform
 import sys
@@ -21,7 +20,7 @@ from pathlib import Path
 
 import jax
 
-from lab10 import config, data, labs, progress, runs, train  # noqa: E402
+from lab10 import config, data, labs, runs  # noqa: E402
 
 SWAP_ACTIVATIONS = ("tanh", "elu", "selu", "leaky_relu", "gelu")
 SWAP_INITS = {"xavier": "glorot_uniform", "he": "he_normal"}
@@ -33,36 +32,6 @@ def _cpu_name() -> str:
       return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
   except (OSError, StopIteration):
     return platform.processor() or platform.machine()
-
-
-def _finished(workdir: Path, c: config.Config) -> bool:
-  """A finished run of this config (run-control flags aside) is already in ``workdir``: reuse it."""
-  try:
-    same = not config.differences(c, config.load_json(workdir / "config.json"))
-    return same and len(runs.read_jsonl(workdir / "metrics.jsonl")) == c.epochs \
-        and (workdir / "summary.json").exists()
-  except (OSError, config.ConfigError):
-    return False
-
-
-def _run_all(configs: dict[str, config.Config], seeds: int, ds: data.Dataset, workroot: Path) -> dict:
-  results = {}
-  jobs = [(name, seed) for name in configs for seed in range(seeds)]
-  lines = progress.Lines("run", len(jobs))
-  for i, (name, seed) in enumerate(progress.iterate(jobs, "runs", "run"), 1):  # a bar on a terminal
-    base = configs[name]
-    # An unfinished run left in the workdir is replaced, not resumed: its results were never read.
-    c = dataclasses.replace(base, seed=seed, workdir=str(workroot / name / f"seed{seed}"), overwrite=True)
-    workdir = Path(c.workdir)
-    reused = _finished(workdir, c)
-    if not reused:
-      workdir = train.fit(c, ds, verbose=False).workdir
-    records = runs.read_jsonl(workdir / "metrics.jsonl")
-    wall = json.loads((workdir / "summary.json").read_text())["wall_time_s"]
-    results.setdefault(name, []).append({"seed": seed, "records": records, "wall_time_s": wall})
-    lines.done(i, f"{name} seed {seed}: test accuracy {records[-1]['test_accuracy']:.4f} ({wall:.0f}s"
-                  f"{', reused' if reused else ''})")
-  return results
 
 
 def main(argv=None) -> int:
@@ -88,13 +57,13 @@ def main(argv=None) -> int:
   if args.quick:
     ds = dataclasses.replace(ds, train_x=ds.train_x[:5000], train_y=ds.train_y[:5000])
   print(runs.device_summary(), flush=True)
-  table_runs = _run_all(configs, args.seeds, ds, Path(args.workroot))
+  table_runs = labs.run_seeds(configs, args.seeds, ds, Path(args.workroot))
   table = labs.summarize(table_runs)
   swap, swap_runs = {}, {}
   if not args.no_swap:
     swap_configs = {f"{act} / {init}": config.with_preset("lab10-4-deep", activation=act, init=name, **overrides)
                     for act in SWAP_ACTIVATIONS for init, name in SWAP_INITS.items()}
-    swap_runs = _run_all(swap_configs, args.swap_seeds or args.seeds, ds, Path(args.workroot) / "swap")
+    swap_runs = labs.run_seeds(swap_configs, args.swap_seeds or args.seeds, ds, Path(args.workroot) / "swap")
     swap = labs.summarize(swap_runs)
   # Each run's own fit time (its summary.json), summed: reused runs keep the time they took.
   presets_wall, swap_wall = (sum(s["wall_time_s"] for seeds in r.values() for s in seeds) for r in (table_runs, swap_runs))

@@ -1,5 +1,6 @@
 """Each figure's claim, checked as numbers at reduced scale, and make_figures.py end to end."""
 
+import csv
 import json
 import math
 import subprocess
@@ -265,6 +266,21 @@ def test_committed_figure_data_show_what_the_readme_says(name):
     assert f"- {check.text}\n" in entry, f"figures/README.md does not state: {check.text}"
 
 
+def test_committed_figure_tables_are_their_csv_and_in_the_readme():
+  readme = (ROOT / "figures" / "README.md").read_text()
+  tables = {name: json.loads((ROOT / "figures" / f"{name}.json").read_text()).get("table") for name in experiments.CHECKS}
+  assert tables["glorot_table1_mnist"], "Table 1's figure has a table"
+  for name, rows in tables.items():
+    if not rows:
+      assert not (ROOT / "figures" / f"{name}.csv").exists()
+      continue
+    with open(ROOT / "figures" / f"{name}.csv", newline="") as f:
+      assert [{k: float(v) if k != "configuration" else v for k, v in row.items()} for row in csv.DictReader(f)] \
+          == [{k: v for k, v in row.items()} for row in rows]
+    entry = readme.split(f"## {name}\n")[1].split("\n## ")[0]
+    assert f"Table ({name}.csv):" in entry and "| " + " | ".join(rows[0]) + " |" in entry
+
+
 def test_redrawn_committed_figure_keeps_each_panel_with_its_axis_label():
   """--redraw draws from the JSON as saved: panels in the experiment's order, each with its own y label."""
   data = json.loads((ROOT / "figures" / "he_fig3_deep_relu.json").read_text())["data"]
@@ -284,3 +300,79 @@ def test_failed_checks_name_what_the_claims_contradict_or_lack():
   assert experiments.failed_checks(name, claims) == [experiments.CHECKS[name][0].text]
   del claims["xavier_min_error"]
   assert experiments.failed_checks(name, claims)[1].endswith("(no claim 'xavier_min_error')")
+
+
+def _epochs(val: list[float], test: list[float], train: list[float]) -> list[dict]:
+  """metrics.jsonl records with these errors (%) after each epoch."""
+  return [{"epoch": i + 1, "val_accuracy": 1 - v / 100, "test_accuracy": 1 - t / 100, "train_eval_accuracy": 1 - r / 100}
+          for i, (v, t, r) in enumerate(zip(val, test, train))]
+
+
+def test_table1_chooses_each_rate_on_seed_0s_validation_error_then_trains_every_seed_at_it(mnist_dir, monkeypatch):
+  calls = []
+
+  def sweep_records(configs, ds):
+    calls.append([(c.activation, c.init, c.seed, c.lr) for c in configs])
+    assert len(ds.train_y) == 300 and len(ds.val_y) == sweeps.TABLE1_VAL_SIZE  # the paper's 50k / 10k split
+    out = []
+    for c in configs:
+      if c.activation == "sigmoid":  # every rate diverged: NaN accuracies
+        out.append(_epochs([math.nan], [math.nan], [math.nan]))
+      elif c.seed == 0 and c.lr != 0.3:  # 0.1: worse on validation (and better on test, which must not matter)
+        out.append(_epochs([9.0, 6.0], [1.0, 0.5], [5.0, 4.0]))
+      else:
+        out.append(_epochs([5.0, 3.0 + c.seed], [3.0, 2.0 + 0.2 * c.seed], [2.0, 1.0]))
+    return out
+
+  monkeypatch.setattr(sweeps, "_sweep_records", sweep_records)
+  r = experiments.glorot_table1_mnist(data_dir=mnist_dir, width=8, n_train=300, lrs=(0.1, 0.3), seeds=(0, 1))
+  assert calls[0] == [("sigmoid", "glorot_standard", 0, 0.1), ("sigmoid", "glorot_standard", 0, 0.3)]
+  assert calls[1:3] == [[("tanh", "glorot_standard", 0, 0.1), ("tanh", "glorot_standard", 0, 0.3)],
+                        [("tanh", "glorot_standard", 1, 0.3)]]
+  assert len(calls) == 1 + 2 * 4  # sigmoid: no rate to train the other seed at
+  assert math.isnan(r.claims["sigmoid_lr"]) and math.isnan(r.claims["sigmoid_test_error_mean"])
+  assert r.claims["tanh_lr"] == 0.3
+  assert r.claims["tanh_test_error_mean"] == pytest.approx(2.1)
+  assert r.claims["tanh_test_error_std"] == pytest.approx(np.std([2.0, 2.2], ddof=1))
+  assert r.claims["tanh_val_error_last_epoch_change"] == pytest.approx(np.mean([3 - 5, 4 - 5]))
+  assert r.claims["tanh_train_error"] == pytest.approx(1.0)
+  row = r.table[1]
+  assert row["configuration"] == "Tanh" and row["paper test error (%)"] == 1.76 and row["chosen lr"] == 0.3
+  assert row["val error (%) at lr 0.1, seed 0"] == 6.0 and row["val error (%) at lr 0.3, seed 0"] == 3.0
+  assert r.data["names"] == ["Sigmoid", "Tanh", "Tanh N", "Softsign", "Softsign N"]
+  assert r.data["ours_mean"][1] == pytest.approx(0.979) and r.data["published"]["Glorot & Bengio 2010"][0] == 0.9779
+
+
+def test_table1_sweep_marks_a_diverged_model_nan(mnist_dir):
+  ds = sweeps.data.load("mnist", mnist_dir, val_size=200)
+  ds = sweeps.dataclasses.replace(ds, train_x=ds.train_x[:200], train_y=ds.train_y[:200])
+  base = sweeps._mlp_config(depth=2, width=(16,), optimizer="sgd", batch_size=10, epochs=1, val_size=200)
+  fine, diverged = sweeps._sweep_records(sweeps.sweep.grid(base, [0], lrs=(0.1, 1e30)), ds)
+  assert 0.1 < fine[-1]["val_accuracy"] <= 1 and math.isnan(diverged[-1]["val_accuracy"])
+  assert math.isnan(diverged[-1]["test_accuracy"])
+
+
+def test_lab_learning_curves_average_the_labs_runs_per_epoch(monkeypatch, mnist_dir, tmp_path):
+  asked = {}
+
+  def run_seeds(configs, seeds, ds, workroot):
+    asked.update(names=list(configs), seeds=seeds, workroot=workroot, epochs={c.epochs for c in configs.values()})
+    acc = {"lab10-2-relu": [[0.80, 0.90], [0.84, 0.92]], "lab10-3-xavier": [[0.95, 0.97], [0.95, 0.98]]}
+    return {name: [{"seed": s, "wall_time_s": 30.0,
+                    "records": [{"epoch": e + 1, "test_accuracy": a} for e, a in
+                                enumerate(acc.get(name, [[0.5, 0.6], [0.5, 0.6]])[s])]} for s in range(seeds)]
+            for name in configs}
+
+  monkeypatch.setattr(sweeps.labs, "run_seeds", run_seeds)
+  r = experiments.lab_learning_curves(data_dir=mnist_dir, seeds=2, workroot=str(tmp_path), epochs=2)
+  assert asked == dict(names=list(sweeps.config_lib.PRESETS), seeds=2, workroot=tmp_path, epochs={2})
+  x, mean = r.data["panels"]["test accuracy"]["lab10-2-relu"]
+  low, high = r.data["bands"]["test accuracy"]["lab10-2-relu"]
+  assert x == [1, 2] and mean == pytest.approx([0.82, 0.91])
+  assert low == pytest.approx([0.80, 0.90]) and high == pytest.approx([0.84, 0.92])  # ± std (ddof 0)
+  assert r.data["panels"]["test error (log scale)"]["lab10-2-relu"] == (x, pytest.approx([0.18, 0.09]))
+  assert r.data["logy"] == [False, True] and list(r.data["panels"]["test accuracy"]) == list(sweeps.config_lib.PRESETS)
+  assert r.claims["lab10-2-relu_epoch1_mean"] == pytest.approx(0.82)
+  assert r.claims["lab10-3-xavier_final_std"] == pytest.approx(0.005)
+  assert r.claims["xavier_minus_normal_min"] == pytest.approx(0.065)
+  assert "sum to 7 min" in r.setting  # 7 presets × 2 seeds × 30 s of fit time

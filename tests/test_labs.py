@@ -1,10 +1,11 @@
+import dataclasses
 import json
 import subprocess
 import sys
 
 import pytest
 
-from lab10 import labs
+from lab10 import config, data, labs, train
 
 from conftest import ROOT
 
@@ -51,3 +52,18 @@ def test_readme_presets_table_is_generated_from_labs_json():
   assert not result["quick"], "figures/labs.json must be a full-scale run"
   assert labs.readme_table(result) in (ROOT / "README.md").read_text(), \
       "README's presets table is stale: rerun scripts/reproduce_labs.py --update_readme"
+
+
+def test_run_seeds_reuses_a_finished_run_of_the_same_config_only(mnist_dir, tmp_path, monkeypatch):
+  ds = data.load("mnist", mnist_dir, val_size=100)
+  ds = dataclasses.replace(ds, train_x=ds.train_x[:200], train_y=ds.train_y[:200])
+  c = config.with_preset("lab10-1-softmax", epochs=1)
+  first = labs.run_seeds({"softmax": c}, 2, ds, tmp_path)["softmax"]
+  assert [s["seed"] for s in first] == [0, 1] and (tmp_path / "softmax" / "seed1" / "summary.json").exists()
+  assert first[0]["records"][0]["test_accuracy"] != first[1]["records"][0]["test_accuracy"]  # seeds differ
+  fits = []
+  real_fit = train.fit
+  monkeypatch.setattr(train, "fit", lambda c, ds, **kw: fits.append(c.epochs) or real_fit(c, ds, **kw))
+  assert labs.run_seeds({"softmax": c}, 2, ds, tmp_path)["softmax"] == first and fits == []  # read back, not trained
+  longer = labs.run_seeds({"softmax": dataclasses.replace(c, epochs=2)}, 1, ds, tmp_path)["softmax"]
+  assert fits == [2] and len(longer[0]["records"]) == 2  # another config: trained again, in the same folder

@@ -4,7 +4,8 @@ One public function per figure (or per group of figures sharing one set of netwo
 ``Result``: ``data`` (JSON-serialisable lists and dicts, the keyword arguments of the figure's function in
 ``lab10/plotting.py``), ``claims`` (the measured numbers backing the figure's claim, by short identifier, each
 tested in tests/test_figures.py at reduced scale), ``claim_text`` (what each identifier measures, in words)
-and ``setting`` (the scale, in words). Defaults are full scale; ``QUICK[name]`` holds the overrides of
+``setting`` (the scale, in words) and, for a figure with a table, ``table`` (its rows; make_figures.py writes
+them as ``<name>.csv`` and into figures/README.md). Defaults are full scale; ``QUICK[name]`` holds the overrides of
 ``make_figures.py --quick``. Nothing here draws or writes files.
 
 By kind: ``at_init`` (networks at initialisation), ``training`` (one network per curve, followed over
@@ -19,7 +20,8 @@ from lab10.experiments.at_init import (glorot_fig6_activations, glorot_fig7_back
                                        glorot_fig8_weight_gradients, probe_grid, seed_means, selu_self_normalization,
                                        variance_vs_depth)
 from lab10.experiments.common import Check, Result, Skipped
-from lab10.experiments.sweeps import activation_zoo, lab_accuracies, meanfield_phase_diagram
+from lab10.experiments.sweeps import (activation_zoo, glorot_table1_mnist, lab_accuracies, lab_learning_curves,
+                                      meanfield_phase_diagram)
 from lab10.experiments.training import (dropout_overfitting, glorot_fig2_sigmoid_saturation,
                                         glorot_training_saturation, he_fig2_fig3_depth, he_fig3_deep_relu,
                                         lab10_sigmoid_vs_relu)
@@ -41,11 +43,14 @@ QUICK: dict[str, dict] = {
                                     n_train=5000, width=64),
     "selu_self_normalization": dict(batch=100),
     "lab_accuracies": {},
+    "lab_learning_curves": dict(seeds=2, epochs=2, n_train=2000, workroot="runs/labs-quick"),
+    "glorot_table1_mnist": dict(width=256, n_train=2000),
 }
 
 # Longer budgets, closer to the papers' (make_figures.py --scale long, for an accelerator): Glorot's sigmoid net
 # followed 10× longer, the tanh and softsign nets for 10 epochs of all 60k images, He's nets for 50 epochs, the zoo
-# for the TF1 labs' 15 epochs, the phase diagram 5× longer at width 512.
+# for the TF1 labs' 15 epochs, the phase diagram 5× longer at width 512, Table 1 for 20 epochs of all 50k
+# training images with 5 learning rates (up to 1, where the sigmoid net learns) and 3 seeds.
 LONG: dict[str, dict] = {
     "glorot_fig2_sigmoid_saturation": dict(steps=200_000, every=5000),
     "glorot_training_saturation": dict(n_train=None, epochs=10, log_every=1000),
@@ -54,6 +59,7 @@ LONG: dict[str, dict] = {
     "activation_zoo": dict(epochs=15),
     "dropout_overfitting": dict(epochs=200),
     "meanfield_phase_diagram": dict(steps=5000, width=512),
+    "glorot_table1_mnist": dict(epochs=20, n_train=None, lrs=(0.01, 0.03, 0.1, 0.3, 1.0), seeds=(0, 1, 2)),
 }
 
 # Every figure's claims, in words and as tests of its numbers (figures/README.md states them; tests/test_figures.py
@@ -76,7 +82,7 @@ def failed_checks(name: str, claims: dict) -> list[str]:
 
 __all__ = ["CHECKS", "LONG", "QUICK", "Check", "Result", "Skipped", "activation_zoo", "dropout_overfitting",
            "failed_checks", "glorot_fig2_sigmoid_saturation", "glorot_training_saturation", "glorot_fig6_activations",
-           "glorot_fig7_backprop_gradients", "glorot_fig8_weight_gradients", "he_fig2_fig3_depth",
+           "glorot_fig7_backprop_gradients", "glorot_fig8_weight_gradients", "glorot_table1_mnist", "he_fig2_fig3_depth",
            "he_fig3_deep_relu",
-           "lab10_sigmoid_vs_relu", "lab_accuracies", "meanfield_phase_diagram", "probe_grid", "seed_means",
+           "lab10_sigmoid_vs_relu", "lab_accuracies", "lab_learning_curves", "meanfield_phase_diagram", "probe_grid", "seed_means",
            "selu_self_normalization", "variance_vs_depth"]

@@ -31,6 +31,7 @@ class Result:
   claims: dict[str, float]    # measured numbers that back the figure's claim, by short identifier
   claim_text: dict[str, str]  # what each claim measures, in words, by the same identifiers
   setting: str                # the scale and settings, one paragraph
+  table: list[dict] = dataclasses.field(default_factory=list)  # rows of the figure's table, if it has one (CSV)
 
   def __post_init__(self):
     bad = [k for k in self.claims if not _CLAIM_ID.fullmatch(k)]
@@ -38,9 +39,10 @@ class Result:
       raise ValueError(f"claim identifiers must be short names, each with a text: {bad or set(self.claims)}")
 
   @classmethod
-  def of(cls, data: dict, claims: dict[str, tuple[float, str]], setting: str) -> Result:
+  def of(cls, data: dict, claims: dict[str, tuple[float, str]], setting: str, table: list[dict] = ()) -> Result:
     """A ``Result`` from ``claims = {identifier: (value, text)}``."""
-    return cls(data, {k: v for k, (v, _) in claims.items()}, {k: t for k, (_, t) in claims.items()}, setting)
+    return cls(data, {k: v for k, (v, _) in claims.items()}, {k: t for k, (_, t) in claims.items()}, setting,
+               list(table))
 
 
 @dataclasses.dataclass(frozen=True)
