@@ -252,12 +252,13 @@ def lab_learning_curves(data_dir=None, seeds: int = LAB_SEEDS, workroot: str = "
   for n in names:
     acc = np.array([[r["test_accuracy"] for r in s["records"]] for s in per_preset[n]])
     epoch = [r["epoch"] for r in per_preset[n][0]["records"]]
-    mean, std = acc.mean(axis=0), acc.std(axis=0)
+    mean = acc.mean(axis=0)
+    std = acc.std(axis=0, ddof=1) if len(acc) > 1 else np.zeros_like(mean)  # the sample std, as figures/labs.md
     panels[accuracy][n], bands[accuracy][n] = (epoch, _f(mean)), (_f(mean - std), _f(mean + std))
     panels[error][n], bands[error][n] = (epoch, _f(1 - mean)), (_f(1 - mean - std), _f(1 - mean + std))
     claims |= {f"{n}_epoch1_mean": (float(mean[0]), f"{n}: test accuracy after epoch 1, mean over seeds"),
                f"{n}_final_mean": (float(mean[-1]), f"{n}: test accuracy after the last epoch, mean over seeds"),
-               f"{n}_final_std": (float(std[-1]), f"{n}: the same, std over seeds"),
+               f"{n}_final_std": (float(std[-1]), f"{n}: the same, std over seeds (ddof 1)"),
                f"{n}_best_epoch": (float(epoch[int(mean.argmax())]), f"{n}: epoch of the highest mean test accuracy")}
   xavier, normal = (np.asarray(panels[accuracy][n][1]) for n in ("lab10-3-xavier", "lab10-2-relu"))
   claims["xavier_minus_normal_min"] = (float((xavier - normal).min()),
@@ -275,7 +276,7 @@ def lab_learning_curves(data_dir=None, seeds: int = LAB_SEEDS, workroot: str = "
               f"{scale}, seeds 0–{seeds - 1}: the runs of `python scripts/reproduce_labs.py` in {workroot}/, "
               f"trained there first where absent (their own fit times sum to {train_time / 60:.0f} min on the "
               f"machine that ran them). Lines: mean over seeds of the test accuracy after each epoch (right: the "
-              f"same as test error, log scale, where the top presets separate); bands ± one std.")
+              f"same as test error, log scale, where the top presets separate); bands ± one std (ddof 1).")
 
 
 DEEP_PRESETS = ("lab10-4-deep", "lab10-5-dropout", "lab10-6-batchnorm")  # the 784-512×4-10 nets
