@@ -119,6 +119,13 @@ def write_csv(path: Path, rows: list[dict]) -> None:
   write_text(path, table.getvalue())
 
 
+def markdown_table(rows: list[dict], fmt=str) -> str:
+  """The rows as a Markdown table, the first row's keys as its header, each cell ``fmt(value)``."""
+  lines = ["| " + " | ".join(rows[0]) + " |", "|" + "---|" * len(rows[0])]
+  lines += ["| " + " | ".join(fmt(v) for v in row.values()) + " |" for row in rows]
+  return "\n".join(lines) + "\n"
+
+
 def append_jsonl(path: Path, record: dict) -> None:
   extend_jsonl(path, [record])
 

@@ -102,10 +102,8 @@ def _pad(tree, m_padded: int):
 
 def _write_table(path: Path, rows: list[dict]) -> None:
   runs.write_csv(path.with_suffix(".csv"), rows)
-  fmt = lambda v: f"{v:.4f}" if isinstance(v, float) else str(v)
-  lines = ["| " + " | ".join(rows[0]) + " |", "|" + "---|" * len(rows[0])]
-  lines += ["| " + " | ".join(fmt(v) for v in row.values()) + " |" for row in rows]
-  runs.write_text(path.with_suffix(".md"), "\n".join(lines) + "\n")
+  runs.write_text(path.with_suffix(".md"),
+                  runs.markdown_table(rows, lambda v: f"{v:.4f}" if isinstance(v, float) else str(v)))
 
 
 def run(configs: Sequence[config_lib.Config], dataset: data.Dataset | None = None, *, workdir: str | Path,

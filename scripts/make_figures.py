@@ -137,11 +137,7 @@ def _entry(name: str, mirrors: str, doc: str, record: dict) -> str:
 
 def _table(name: str, rows: list[dict] | None) -> str:
   """The figure's table (also ``<name>.csv``), in Markdown; nothing for a figure without one."""
-  if not rows:
-    return ""
-  lines = ["| " + " | ".join(rows[0]) + " |", "|" + "---|" * len(rows[0])]
-  lines += ["| " + " | ".join(_value(v) for v in row.values()) + " |" for row in rows]
-  return f"Table ({name}.csv):\n\n" + "\n".join(lines) + "\n\n"
+  return f"Table ({name}.csv):\n\n{runs.markdown_table(rows, _value)}\n" if rows else ""
 
 
 def _draw(draw, data: dict, stem: Path) -> None:

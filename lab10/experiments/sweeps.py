@@ -40,6 +40,20 @@ ZOO_PROBE_EXAMPLES = 1000  # the zoo's gradient ratio at init, on 1000 fixed tra
 ZOO_SEEDS = (0, 1, 2)
 
 
+def _sweep_records(configs: list[config_lib.Config], ds: data.Dataset) -> list[list[dict]]:
+  """Train ``configs`` in one vmapped ``lab10.sweep``; each model's metrics.jsonl records, a diverged model's
+  last one with NaN scores."""
+  with tempfile.TemporaryDirectory() as tmp:
+    folder = sweep.run(configs, ds, workdir=tmp, verbose=False)
+    out = []
+    for c in configs:
+      records = runs.read_jsonl(folder / sweep.model_name(c) / "metrics.jsonl")
+      if json.loads((folder / sweep.model_name(c) / "summary.json").read_text())["diverged_epoch"] is not None:
+        records[-1] = {**records[-1], **{k: math.nan for k in records[-1] if k.endswith("_accuracy")}}
+      out.append(records)
+  return out
+
+
 def _zoo_cell(c: config_lib.Config, seeds, ds: data.Dataset, probe_batch: dict) -> tuple[np.ndarray, np.ndarray]:
   """Per seed: (test accuracy after training, NaN where it diverged; ‖∂L/∂W_1‖ / ‖∂L/∂W_top‖ at init) of the
   networks ``c`` with those seeds, trained at once (``lab10.sweep``: one vmap, exactly ``fit``'s models)."""
@@ -47,11 +61,7 @@ def _zoo_cell(c: config_lib.Config, seeds, ds: data.Dataset, probe_batch: dict) 
   keys = jax.vmap(jax.random.key)(jnp.asarray(seeds))  # the networks the sweep trains
   stats = probes.probe_init(build, probe_batch, keys)
   ratio = stats["grads/dense_0/norm"] / stats[f"grads/dense_{c.depth - 1}/norm"]
-  with tempfile.TemporaryDirectory() as tmp:
-    folder = sweep.run(sweep.grid(c, seeds), ds, workdir=tmp, verbose=False)
-    summaries = [json.loads((folder / sweep.model_name(m) / "summary.json").read_text())
-                 for m in sweep.grid(c, seeds)]
-  accuracy = np.array([np.nan if r["diverged_epoch"] is not None else r["test_accuracy"] for r in summaries])
+  accuracy = np.array([records[-1]["test_accuracy"] for records in _sweep_records(sweep.grid(c, seeds), ds)])
   return accuracy, ratio
 
 
@@ -315,19 +325,6 @@ TABLE1_RUNS = {  # id: (row label, activation, initializer); standard U[±1/√n
 TABLE1_VAL_SIZE = 10_000  # the paper's 50k / 10k / 10k split of MNIST
 
 
-def _sweep_records(configs: list[config_lib.Config], ds: data.Dataset) -> list[list[dict]]:
-  """Train ``configs`` in one vmapped ``lab10.sweep``; each model's metrics.jsonl records, a diverged model's
-  last one with NaN scores."""
-  with tempfile.TemporaryDirectory() as tmp:
-    folder = sweep.run(configs, ds, workdir=tmp, verbose=False)
-    out = []
-    for c in configs:
-      records = runs.read_jsonl(folder / sweep.model_name(c) / "metrics.jsonl")
-      if json.loads((folder / sweep.model_name(c) / "summary.json").read_text())["diverged_epoch"] is not None:
-        records[-1] = {**records[-1], **{k: math.nan for k in records[-1] if k.endswith("_accuracy")}}
-      out.append(records)
-  return out
-
 
 def _error(records: list[dict], split: str, back: int = 1) -> float:
   """``split``'s error in % after the last epoch (``back`` = 2: the one before); NaN if there is none."""
@@ -360,10 +357,10 @@ def glorot_table1_mnist(data_dir=None, width: int = 1000, depth: int = 5, epochs
       best = int(np.nanargmin(val_by_lr))
       lr = lrs[best]
       per_seed = [tuning[best]] + (_sweep_records(sweep.grid(base, seeds[1:], lrs=(lr,)), ds) if seeds[1:] else [])
-    test = np.array([_error(r, "test") for r in per_seed]) if per_seed else np.full(len(seeds), math.nan)
-    train_err = np.array([_error(r, "train_eval") for r in per_seed]) if per_seed else np.full(len(seeds), math.nan)
-    val_change = np.array([_error(r, "val") - _error(r, "val", back=2) for r in per_seed]) if per_seed \
-        else np.full(len(seeds), math.nan)
+    over_seeds = lambda f: np.array([f(r) for r in per_seed]) if per_seed else np.full(len(seeds), math.nan)
+    test = over_seeds(lambda r: _error(r, "test"))
+    train_err = over_seeds(lambda r: _error(r, "train_eval"))
+    val_change = over_seeds(lambda r: _error(r, "val") - _error(r, "val", back=2))
     mean, std = float(test.mean()), float(test.std(ddof=1)) if len(test) > 1 else 0.0
     means.append(mean)
     stds.append(std)
