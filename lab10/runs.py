@@ -69,7 +69,25 @@ def environment() -> dict:
       "backend": jax.default_backend(),
       "devices": [str(d) for d in jax.devices()],
       "process_count": jax.process_count(),
+      "cpu": _cpu_model(),
   }
+
+
+def machine() -> dict:
+  """What a figure or a long run records of where it was made: the versions of jax, flax and optax, and the
+  processor and accelerator."""
+  env = environment()
+  return {"packages": {k: env["packages"][k] for k in ("jax", "flax", "optax")}, "backend": env["backend"],
+          "devices": env["devices"], "cpu": env["cpu"]}
+
+
+def _cpu_model() -> str:
+  """The processor's model name (Linux's /proc/cpuinfo; elsewhere what Python's platform module knows)."""
+  with contextlib.suppress(OSError):
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+      if line.startswith("model name"):
+        return line.split(":", 1)[1].strip()
+  return platform.processor() or platform.machine()
 
 
 def device_summary() -> str:

@@ -14,7 +14,7 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from lab10 import config, data, experiments, flags, runs  # noqa: E402
+from lab10 import config, data, flags, probe_grid, runs  # noqa: E402
 
 
 def _names(text: str) -> list[str]:
@@ -75,9 +75,9 @@ def main(argv=None) -> int:
   idx = rng.choice(len(ds.train_y), args.batch, replace=False)
   batch = {"x": ds.train_x[idx], "y": ds.train_y[idx]}
   with jax.default_matmul_precision(config.Config.matmul_precision):  # exact float32 on every backend
-    per_seed = experiments.probe_grid(args.activations, args.inits, args.depths, args.widths, batch,
+    per_seed = probe_grid.probe_grid(args.activations, args.inits, args.depths, args.widths, batch,
                                       seeds=args.seeds, verbose=True)
-  rows = experiments.seed_means(per_seed)
+  rows = probe_grid.seed_means(per_seed)
   runs.write_csv(out, rows)  # unbounded activations have no "saturated" column
   runs.write_json(out.with_suffix(".json"), {"data": ds.name, "batch": args.batch, "rows": rows, "per_seed": per_seed})
   print(f"wrote {len(rows)} rows to {out} and {out.with_suffix('.json')}", flush=True)

@@ -1,19 +1,22 @@
-"""What the experiments share: the result type, MNIST subsets, MLP configs, one backward pass that keeps every
+"""What several figures' experiments share: MNIST subsets, MLP configs, one backward pass that keeps every
 per-layer array, a probed training run, and the sizes several figures use."""
 
 from __future__ import annotations
 
 import dataclasses
+import functools
+import json
 import math
-import re
+import tempfile
 from collections.abc import Callable
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
 from lab10 import config as config_lib
-from lab10 import data, probes, train
+from lab10 import data, probes, runs, sweep, train
 from lab10 import step as step_lib
 
 GLOROT_PROBE_EXAMPLES = 300  # Glorot & Bengio: statistics on 300 fixed test images
@@ -22,57 +25,23 @@ LAB_BATCH = 100              # the seed labs' minibatch size
 MOMENTUM = 0.9               # the heavy-ball momentum of every "SGD with momentum" run
 NUM_CLASSES = 10             # MNIST's digits
 
-_CLAIM_ID = re.compile(r"[A-Za-z0-9_.\-]+")
 
-
-@dataclasses.dataclass
-class Result:
-  data: dict                  # keyword arguments of the figure's plotting function; JSON-serialisable
-  claims: dict[str, float]    # measured numbers that back the figure's claim, by short identifier
-  claim_text: dict[str, str]  # what each claim measures, in words, by the same identifiers
-  setting: str                # the scale and settings, one paragraph
-  table: list[dict] = dataclasses.field(default_factory=list)  # rows of the figure's table, if it has one (CSV)
-
-  def __post_init__(self):
-    bad = [k for k in self.claims if not _CLAIM_ID.fullmatch(k)]
-    if bad or self.claims.keys() != self.claim_text.keys():
-      raise ValueError(f"claim identifiers must be short names, each with a text: {bad or set(self.claims)}")
-
-  @classmethod
-  def of(cls, data: dict, claims: dict[str, tuple[float, str]], setting: str, table: list[dict] = ()) -> Result:
-    """A ``Result`` from ``claims = {identifier: (value, text)}``."""
-    return cls(data, {k: v for k, (v, _) in claims.items()}, {k: t for k, (_, t) in claims.items()}, setting,
-               list(table))
-
-
-@dataclasses.dataclass(frozen=True)
-class Check:
-  """One claim of a figure, in words and as a test of its measured numbers (``holds(claims)``): figures/README.md
-  states ``text`` beside each figure, and tests/test_figures.py asserts ``holds`` on the committed JSON."""
-  text: str
-  holds: Callable[[dict[str, float]], bool]
-
-
-class Skipped(Exception):
-  """A figure cannot be made here (e.g. its input file is absent); the message says why."""
-
-
-def _mnist(data_dir, n_train: int | None = None, n_test: int | None = None) -> data.Dataset:
+def mnist(data_dir, n_train: int | None = None, n_test: int | None = None) -> data.Dataset:
   ds = data.load("mnist", data_dir)
   return dataclasses.replace(ds, train_x=ds.train_x[:n_train], train_y=ds.train_y[:n_train],
                              test_x=ds.test_x[:n_test], test_y=ds.test_y[:n_test])
 
 
-def _model(c: config_lib.Config, input_shape, seed: int = 0, num_classes: int = NUM_CLASSES):
+def build_model(c: config_lib.Config, input_shape, seed: int = 0, num_classes: int = NUM_CLASSES):
   return config_lib.make_model(c, input_shape, num_classes, nnx.Rngs(params=jax.random.key(seed)))
 
 
-def _mlp_config(**overrides) -> config_lib.Config:
+def mlp_config(**overrides) -> config_lib.Config:
   """An MLP config with zero biases (the papers' setting) unless overridden."""
   return config_lib.with_preset(None, **{"bias_init": "zeros", **overrides})
 
 
-def _f(values) -> list:
+def floats(values) -> list:
   """Plain floats for JSON (NaN stays NaN; runs.write_json turns it into null)."""
   return [float(v) for v in np.asarray(values, dtype=float).ravel()]
 
@@ -90,7 +59,7 @@ def backprop(model, x: jax.Array, loss: Callable[[jax.Array], jax.Array]) -> dic
           for name, a, d, w in zip(model.layer_names, acts, deltas, dw)}
 
 
-def _train_probed(c: config_lib.Config, ds: data.Dataset, *, steps: int, every: int,
+def train_probed(c: config_lib.Config, ds: data.Dataset, *, steps: int, every: int,
                   probe: Callable[[nnx.Module], dict] | None = None) -> dict:
   """Train ``c`` on ``ds`` for ``steps`` minibatch steps through ``train.loop`` (``c.seed``'s key plan); at
   step 0 and every ``every`` steps call ``probe(model)`` (jitted; returns a dict of arrays). Returns ``steps``
@@ -126,4 +95,67 @@ def _train_probed(c: config_lib.Config, ds: data.Dataset, *, steps: int, every: 
       break
   evaluate = train.make_evaluate(s.graphdef)
   out["test_accuracy"] = float(evaluate(state.params, state.rest, ds.test_x, ds.test_y)["accuracy"])
+  return out
+
+
+def train_seeds(c: config_lib.Config, seeds, ds: data.Dataset, *, steps: int, every: int) -> dict:
+  """``c`` trained for each of ``seeds`` at once: ``lab10.sweep``'s vmapped models (model i is ``c`` with seed
+  ``seeds[i]``, its init and data order as ``fit``'s), ``steps`` minibatch steps. Returns ``steps`` (the points
+  every ``every`` steps), ``loss`` and ``accuracy`` as arrays (points, models) of means over each piece of
+  ``every`` training steps, and ``test_accuracy`` (models,) at the end."""
+  configs = sweep.grid(c, seeds)
+  graphdef, tx, states, data_keys = sweep.init_models(configs, ds.input_shape, ds.num_classes)
+  epoch = train.make_epoch(step_lib.make_train_step(graphdef, tx), c.batch_size)
+
+  @functools.cache
+  def pieces_of(count: int):  # the models' epoch pieces of ``count`` steps, one vmap over the models
+    return jax.jit(jax.vmap(lambda s, x, y, k, e, start: epoch(s, x, y, k, e, start, count),
+                            in_axes=(0, None, None, 0, None, None)))
+
+  steps_per_epoch = len(ds.train_y) // c.batch_size
+  out, losses, accuracies, done = {"steps": [], "loss": [], "accuracy": []}, [], [], 0
+  for _, _, states, metrics, _ in train.loop(lambda s, x, y, k, e, start, count: pieces_of(count)(s, x, y, k, e, start),
+                                             states, jax.device_put(ds.train_x), jax.device_put(ds.train_y), data_keys,
+                                             chunk=math.gcd(every, steps_per_epoch),
+                                             epochs=range(1, -(-steps // steps_per_epoch) + 1),
+                                             steps_per_epoch=steps_per_epoch, measure=lambda states: None,
+                                             precision=c.matmul_precision):
+    done += metrics["loss"].shape[1]
+    losses.append(metrics["loss"])
+    accuracies.append(metrics["accuracy"])
+    if done % every and done < steps:
+      continue
+    out["steps"].append(done)
+    out["loss"].append(np.concatenate(losses, axis=1).mean(axis=1))
+    out["accuracy"].append(np.concatenate(accuracies, axis=1).mean(axis=1))
+    losses, accuracies = [], []
+    if done >= steps:
+      break
+  evaluate = sweep.make_sweep_evaluate(graphdef)
+  with jax.default_matmul_precision(c.matmul_precision):
+    out["test_accuracy"] = np.asarray(evaluate(states.params, states.rest, ds.test_x, ds.test_y)["accuracy"])
+  return {**out, "loss": np.array(out["loss"]), "accuracy": np.array(out["accuracy"])}
+
+
+def grad_norms(batch: dict) -> Callable:
+  """A probe: the weight-gradient norm ‖∂L/∂W_l‖ of every hidden layer, of the cross-entropy on ``batch``."""
+
+  def probe(model):
+    stats = probes.init_stats(model, batch)  # jitted: XLA drops the statistics not returned
+    return {"norms": jnp.stack([stats[f"grads/{n}/norm"] for n in model.layer_names])}
+
+  return probe
+
+
+def sweep_records(configs: list[config_lib.Config], ds: data.Dataset) -> list[list[dict]]:
+  """Train ``configs`` in one vmapped ``lab10.sweep``; each model's metrics.jsonl records, a diverged model's
+  last one with NaN scores."""
+  with tempfile.TemporaryDirectory() as tmp:
+    folder = sweep.run(configs, ds, workdir=tmp, verbose=False)
+    out = []
+    for c in configs:
+      records = runs.read_jsonl(folder / sweep.model_name(c) / "metrics.jsonl")
+      if json.loads((folder / sweep.model_name(c) / "summary.json").read_text())["diverged_epoch"] is not None:
+        records[-1] = {**records[-1], **{k: math.nan for k in records[-1] if k.endswith("_accuracy")}}
+      out.append(records)
   return out

@@ -1,0 +1,86 @@
+"""Glorot & Bengio Table 1: which runs are trained in which order, the rate chosen on seed 0's validation error,
+test errors read at the best-validation epoch, paired differences, a table drawn with what is finished."""
+
+import math
+
+import numpy as np
+import pytest
+
+from lab10 import runs
+from lab10.experiments import glorot_table1_mnist as table1
+from lab10.experiments import resumable
+
+from drawing import draw  # noqa: F401
+
+SETTING_KW = dict(width=8, n_train=300, lrs=(0.1, 0.3), seeds=(0, 1, 2), patience=2, max_epochs=5)
+
+
+def _record(name: str, setting: dict, val: list[float], test: list[float], stop: str | None = "early stopping"):
+  return {"name": name, "setting": setting, "stop": stop, "wall_time_s": 1.0, "machine": runs.machine(),
+          "epochs": [{"epoch": e, "val_error": v, "test_error": t, "train_error": 0.0, "train_loss": 0.1}
+                     for e, (v, t) in enumerate(zip(val, test), 1)]}
+
+
+def _fake_runs(monkeypatch, outcome):
+  """resumable.train_run replaced: each run's record from ``outcome(key, lr, seed)``; returns the trained order."""
+  trained = []
+
+  def train_run(c, ds, name, records, setting, stopping, deadline=math.inf):
+    key, lr, seed = name.rsplit("_lr", 1)[0], c.lr, c.seed
+    assert len(ds.train_y) == 300 and len(ds.val_y) == table1.VAL_SIZE  # the paper's 50k / 10k split
+    assert (c.activation, c.init) == table1.CONFIGURATIONS[key][1:] and c.batch_size == 10 and c.optimizer == "sgd"
+    trained.append((key, lr, seed))
+    record = _record(name, setting, *outcome(key, lr, seed))
+    records.mkdir(parents=True, exist_ok=True)
+    runs.write_json(records / f"{name}.json", record)
+    return record
+
+  monkeypatch.setattr(resumable, "train_run", train_run)
+  return trained
+
+
+def _outcome(key, lr, seed):
+  if key == "sigmoid":  # every rate diverged
+    return [90.0], [90.0], "diverged"
+  if lr == 0.1 and seed == 0:  # worse on validation, better on test: the test error must not choose
+    return [9.0, 6.0, 7.0], [0.5, 0.4, 0.3]
+  return [9.0, 3.0 + seed, 4.0 + seed], [3.0, 2.0 + 0.2 * seed + (key == "tanh_n"), 2.5]
+
+
+def test_table1_chooses_each_rate_on_seed_0s_validation_then_trains_every_seed_at_it(mnist_dir, monkeypatch, tmp_path):
+  trained = _fake_runs(monkeypatch, _outcome)
+  r = table1.run(data_dir=mnist_dir, out=str(tmp_path), workroot=str(tmp_path / "work"), **SETTING_KW)
+  assert trained[:4] == [("sigmoid", 0.1, 0), ("sigmoid", 0.3, 0), ("tanh", 0.1, 0), ("tanh", 0.3, 0)]
+  assert trained[4:6] == [("tanh", 0.3, 1), ("tanh", 0.3, 2)]  # the configuration's seeds before the next one's
+  assert len(trained) == 2 + 4 * 4  # sigmoid: no rate to train the other seeds at
+  assert math.isnan(r.claims["sigmoid_lr"]) and math.isnan(r.claims["sigmoid_test_error_mean"])
+  assert r.claims["tanh_lr"] == 0.3 and r.claims["tanh_seeds"] == 3
+  assert r.claims["tanh_test_error_mean"] == pytest.approx(np.mean([2.0, 2.2, 2.4]))  # at the best-val epoch (2)
+  assert r.claims["tanh_test_error_std"] == pytest.approx(np.std([2.0, 2.2, 2.4], ddof=1))
+  assert r.claims["tanh_n_minus_tanh_mean"] == pytest.approx(1.0) and r.claims["tanh_n_minus_tanh_resolved"] == 1
+  assert r.claims["finished_runs"] == 18 and r.claims["runs_at_epoch_cap"] == 0
+  row = r.table[1]
+  assert row["configuration"] == "Tanh" and row["paper test error (%)"] == 1.76 and row["chosen lr"] == 0.3
+  assert row["best val error (%), lr 0.1, seed 0"] == 6.0 and row["best val error (%), lr 0.3, seed 0"] == 3.0
+  assert r.data["ours"]["Tanh"] == pytest.approx([2.0, 2.2, 2.4]) and r.data["paper"][0] == 2.21
+  # Finished runs are reused: a second run of the figure trains nothing.
+  trained.clear()
+  again = table1.run(data_dir=mnist_dir, out=str(tmp_path), workroot=str(tmp_path / "work"), **SETTING_KW)
+  assert trained == [] and again.claims == r.claims
+
+
+def test_table1_draws_what_is_finished_and_trains_nothing_at_time_limit_0(mnist_dir, monkeypatch, tmp_path, draw):
+  trained = _fake_runs(monkeypatch, _outcome)
+  r = table1.run(data_dir=mnist_dir, out=str(tmp_path), time_limit_s=0, **SETTING_KW)
+  assert trained == [] and r.claims["finished_runs"] == 0 and math.isnan(r.claims["tanh_test_error_mean"])
+  fig = draw(table1.draw, **r.data)
+  ax, ax_lr = fig.axes
+  assert ax.get_yscale() == "log" and [t.get_text() for t in ax.texts] == ["0/3\nseeds"] * 5
+
+
+def test_paired_difference_is_resolved_only_beyond_its_spread():
+  resolved = table1._paired("tanh_n", "tanh", [1.5, 1.6, 1.4], [1.8, 1.9, 1.8])
+  assert resolved["tanh_n_minus_tanh_resolved"][0] == 1 and resolved["tanh_n_minus_tanh_pairs"][0] == 3
+  mixed = table1._paired("tanh_n", "tanh", [1.5, 2.0, math.nan], [1.8, 1.9, 1.7])
+  assert mixed["tanh_n_minus_tanh_resolved"][0] == 0 and mixed["tanh_n_minus_tanh_pairs"][0] == 2
+  assert mixed["tanh_n_minus_tanh_mean"][0] == pytest.approx(-0.1)

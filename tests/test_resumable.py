@@ -1,0 +1,98 @@
+"""lab10.experiments.resumable: runs trained to early stopping in pieces, resumed from their checkpoints, reused
+from their records, and shared between processes."""
+
+import dataclasses
+import fcntl
+import json
+import math
+import os
+
+import pytest
+
+from lab10 import data, train
+from lab10.experiments import resumable
+from lab10.experiments.common import mlp_config
+
+SETTING = {"what": "tiny"}
+
+
+@pytest.fixture(scope="module")
+def tiny(mnist_dir):
+  ds = data.load("mnist", mnist_dir, val_size=300)
+  return dataclasses.replace(ds, train_x=ds.train_x[:200], train_y=ds.train_y[:200], test_x=ds.test_x[:300],
+                             test_y=ds.test_y[:300])
+
+
+def _config(tmp_path, lr=0.05, seed=0):
+  return mlp_config(depth=1, width=(16,), optimizer="sgd", lr=lr, batch_size=20, val_size=300, seed=seed,
+                    keep_checkpoints=1, workdir=str(tmp_path / "work" / "run"))
+
+
+def test_best_epoch_and_stopping_rule():
+  epochs = [{"epoch": e, "val_error": v} for e, v in enumerate([9.0, 5.0, 6.0, 5.0, 7.0], 1)]
+  assert resumable.best_epoch(epochs)["epoch"] == 2  # the first of ties
+  assert resumable._stop(epochs, resumable.Stopping(patience=3, max_epochs=10)) == "early stopping"
+  assert resumable._stop(epochs, resumable.Stopping(patience=4, max_epochs=10)) is None
+  assert resumable._stop(epochs, resumable.Stopping(patience=4, max_epochs=5)) == "epoch cap"
+  assert resumable._stop([], resumable.Stopping(patience=1, max_epochs=1)) is None
+
+
+def test_a_run_stops_early_keeps_its_record_and_is_reused(tiny, tmp_path, monkeypatch):
+  stopping = resumable.Stopping(patience=2, max_epochs=6)
+  record = resumable.train_run(_config(tmp_path), tiny, "run", tmp_path / "records", SETTING, stopping)
+  metrics = [json.loads(line) for line in (tmp_path / "work" / "run" / "metrics.jsonl").read_text().splitlines()]
+  assert [e["epoch"] for e in record["epochs"]] == [m["epoch"] for m in metrics] == list(range(1, len(metrics) + 1))
+  assert record["epochs"][0]["val_error"] == pytest.approx(100 * (1 - metrics[0]["val_accuracy"]))
+  assert record["epochs"][-1]["test_error"] == pytest.approx(100 * (1 - metrics[-1]["test_accuracy"]))
+  best = min(record["epochs"], key=lambda e: (e["val_error"], e["epoch"]))
+  assert record["best_epoch"] == best["epoch"]
+  if record["stop"] == "early stopping":
+    assert len(metrics) - best["epoch"] == 2
+  else:
+    assert record["stop"] == "epoch cap" and len(metrics) == 6
+  assert json.loads((tmp_path / "records" / "run.json").read_text())["stop"] == record["stop"]
+  assert not (tmp_path / "work" / "run" / "checkpoints").exists()  # a finished run keeps its record, not its weights
+  assert set(record["machine"]["packages"]) == {"jax", "flax", "optax"}
+  monkeypatch.setattr(train, "fit", lambda *a, **k: pytest.fail("a finished run was trained again"))
+  assert resumable.train_run(_config(tmp_path), tiny, "run", tmp_path / "records", SETTING, stopping) == record
+  # Another setting's record is not reused.
+  assert resumable.read(tmp_path / "records", "run", {"what": "else"}) is None
+
+
+def test_a_stopped_run_continues_from_its_checkpoint(tiny, tmp_path):
+  stopping = resumable.Stopping(patience=50, max_epochs=4)
+  records = tmp_path / "records"
+  first = resumable.train_run(_config(tmp_path), tiny, "run", records, SETTING, stopping, deadline=-math.inf)
+  assert first["stop"] is None and first["epochs"] == []  # past its deadline: nothing trained, record unfinished
+  real_fit = train.fit
+
+  def killed(c, ds, **kw):  # trains 2 epochs of the piece, then the process is stopped
+    real_fit(dataclasses.replace(c, epochs=2), ds, **kw)
+    raise KeyboardInterrupt
+
+  stopping_short = resumable.Stopping(patience=2, max_epochs=4)
+  with pytest.MonkeyPatch.context() as m, pytest.raises(KeyboardInterrupt):
+    m.setattr(train, "fit", killed)
+    resumable.train_run(_config(tmp_path), tiny, "run", records, SETTING, stopping_short)
+  metrics = (tmp_path / "work" / "run" / "metrics.jsonl").read_text().splitlines()
+  piece = resumable._epochs([json.loads(line) for line in metrics])
+  assert len(piece) == 2
+  done = resumable.train_run(_config(tmp_path), tiny, "run", records, SETTING, stopping_short)
+  assert done["stop"] in resumable.FINISHED and done["epochs"][:2] == piece  # resumed, not restarted
+  uninterrupted = resumable.train_run(_config(tmp_path / "again"), tiny, "run", tmp_path / "again" / "records",
+                                      SETTING, stopping_short)
+  assert [e["val_error"] for e in uninterrupted["epochs"]] == [e["val_error"] for e in done["epochs"]]
+
+
+def test_a_run_another_process_holds_is_passed_by(tiny, tmp_path):
+  c = _config(tmp_path)
+  claim = tmp_path / "work" / "run.claim"
+  claim.parent.mkdir(parents=True)
+  fd = os.open(claim, os.O_RDWR | os.O_CREAT)
+  try:
+    fcntl.flock(fd, fcntl.LOCK_EX)  # (a lock of another open file: as another process's)
+    stopping = resumable.Stopping(patience=1, max_epochs=1)
+    assert resumable.train_run(c, tiny, "run", tmp_path / "records", SETTING, stopping) is None
+  finally:
+    os.close(fd)
+  assert not (tmp_path / "records" / "run.json").exists()
