@@ -53,7 +53,7 @@ def test_layer_histograms_draw_one_normalised_density_per_layer_and_panel(draw):
              stds={"standard": {"layer 1": 0.5, "layer 2": 0.0123}})
   assert len(fig.axes) == 2
   # The stds differ per panel: they go to the panel's title (.2g), the shared layer names to the one legend.
-  assert [ax.get_title() for ax in fig.axes] == ["standard\nstd by layer: 0.5, 0.012", "normalized"]
+  assert [ax.get_title() for ax in fig.axes] == ["standard\nstd, layers 1–2:\n0.5, 0.012", "normalized"]
   assert legend_entries(fig) == ["layer 1", "layer 2"]
   standard, normalized = fig.axes
   assert colour(standard, "layer 1") == colour(normalized, "layer 1") != colour(normalized, "layer 2")

@@ -42,6 +42,8 @@ def _fake_runs(monkeypatch, outcome):
 def _outcome(key, lr, seed):
   if key == "sigmoid":  # every rate diverged
     return [90.0], [90.0], "diverged"
+  if key == "softsign_n":  # every rate stays at chance: no rate to train the other seeds at
+    return [89.0, 88.7 + lr], [88.6, 88.5]
   if lr == 0.1 and seed == 0:  # worse on validation, better on test: the test error must not choose
     return [9.0, 6.0, 7.0], [0.5, 0.4, 0.3]
   return [9.0, 3.0 + seed, 4.0 + seed], [3.0, 2.0 + 0.2 * seed + (key == "tanh_n"), 2.5]
@@ -52,13 +54,17 @@ def test_table1_chooses_each_rate_on_seed_0s_validation_then_trains_every_seed_a
   r = table1.run(data_dir=mnist_dir, out=str(tmp_path), workroot=str(tmp_path / "work"), **SETTING_KW)
   assert trained[:4] == [("sigmoid", 0.1, 0), ("sigmoid", 0.3, 0), ("tanh", 0.1, 0), ("tanh", 0.3, 0)]
   assert trained[4:6] == [("tanh", 0.3, 1), ("tanh", 0.3, 2)]  # the configuration's seeds before the next one's
-  assert len(trained) == 2 + 4 * 4  # sigmoid: no rate to train the other seeds at
+  assert len(trained) == 2 + 3 * 4 + 2  # sigmoid (diverged) and softsign N (at chance): no rate for other seeds
   assert math.isnan(r.claims["sigmoid_lr"]) and math.isnan(r.claims["sigmoid_test_error_mean"])
+  assert math.isnan(r.claims["sigmoid_left_chance"])
+  assert math.isnan(r.claims["softsign_n_lr"]) and r.claims["softsign_n_left_chance"] == 0
+  assert r.claims["softsign_n_seeds"] == 1 and r.claims["softsign_n_test_error_mean"] == pytest.approx(88.5)
+  assert r.table[4]["chosen lr"] is None and r.table[4]["left chance"] == 0
   assert r.claims["tanh_lr"] == 0.3 and r.claims["tanh_seeds"] == 3
   assert r.claims["tanh_test_error_mean"] == pytest.approx(np.mean([2.0, 2.2, 2.4]))  # at the best-val epoch (2)
   assert r.claims["tanh_test_error_std"] == pytest.approx(np.std([2.0, 2.2, 2.4], ddof=1))
   assert r.claims["tanh_n_minus_tanh_mean"] == pytest.approx(1.0) and r.claims["tanh_n_minus_tanh_resolved"] == 1
-  assert r.claims["finished_runs"] == 18 and r.claims["runs_at_epoch_cap"] == 0
+  assert r.claims["finished_runs"] == 16 and r.claims["runs_at_epoch_cap"] == 0 and r.claims["tanh_left_chance"] == 1
   row = r.table[1]
   assert row["configuration"] == "Tanh" and row["paper test error (%)"] == 1.76 and row["chosen lr"] == 0.3
   assert row["best val error (%), lr 0.1, seed 0"] == 6.0 and row["best val error (%), lr 0.3, seed 0"] == 3.0

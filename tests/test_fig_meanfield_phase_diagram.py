@@ -73,3 +73,13 @@ def test_phase_diagram_with_and_without_the_trained_grid(draw):
   assert legend_entries(trained)[1] == "$6\\xi_c$ (theory)" and grid.get_title().endswith("= 0.05)")
   # The white dashed lines are outlined, so their legend samples read on the white page too.
   assert all(line.get_path_effects() for line in [*trained.axes[0].lines, *grid.lines])
+
+
+def test_the_depth_scale_splits_the_trained_nets():
+  claims = {"xi_w2_1": 2.0, "xi_w2_1.76": 500.0, "accuracy_depth14_w2_1": 0.3, "accuracy_depth20_w2_1": 0.1,
+            "accuracy_depth10_w2_1.76": 0.95, "accuracy_depth12_w2_1": 0.9}  # 6ξ = 12 at σ_w² = 1
+  assert sorted(phase._accuracies(claims, deeper=True)) == [0.1, 0.3]
+  assert sorted(phase._accuracies(claims, deeper=False)) == [0.9, 0.95]
+  assert phase.CHECKS[-1].holds(claims)
+  assert not phase.CHECKS[-1].holds({**claims, "accuracy_depth12_w2_1": 0.5})  # a net within 6ξ_c that fails
+  assert not phase.CHECKS[-1].holds({**claims, "accuracy_depth14_w2_1": 0.7})  # a net beyond 6ξ_c that trains

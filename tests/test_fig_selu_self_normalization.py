@@ -11,6 +11,8 @@ def test_selu_self_normalizes_from_off_fixed_point_inputs():
   assert abs(r.claims["selu_var_top"] - 1) < 0.05
   assert r.claims["relu_mean_top"] > 0.5  # no such fixed point without SELU
   assert r.claims["tanh_var_top"] < 0.1
+  # ReLU + He keeps the inputs' scale (variance about 3 here) instead of pulling it to 1.
+  assert 1 / 1.5 < r.claims["relu_var_top"] / r.claims["relu_var_first"] < 1.5 and r.claims["relu_var_top"] > 2
   assert 1 < r.claims["selu_first_normalized_layer"] <= 32
   assert r.data["mean"]["SELU + LeCun"][0] > 0.1  # it starts off the fixed point
 

@@ -5,6 +5,7 @@ scripts/reproduce_labs.py's figures/labs.json) beside the published numbers of t
 from __future__ import annotations
 
 import json
+import textwrap
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -40,10 +41,15 @@ def run(out: str = "figures") -> Result:
       setting=f"read from {labs_json}, written by `{result.get('command', 'scripts/reproduce_labs.py')}` at {scale}.")
 
 
+NOTE_CHARACTERS = 120  # the caveat note's line length, within the figure's 7 inches at its font size
+OTHER_NET_THAN_TF1 = ("lab10-6-batchnorm",)  # TF1's batch-norm lab is 784-32-32-10, ours TF2's 4×512 net
+
+
 CHECKS = (
-    Check("every preset with a TF1 number comes within 0.01 of it (TF1's budget: 15 epochs, batch 100)",
+    Check("every preset whose network is TF1's comes within 0.01 of TF1's number (TF1's budget: 15 epochs, batch "
+          "100); the batch-norm preset, TF2's network, is not compared with TF1's",
           lambda c: all(abs(c[f"{n}_accuracy_mean"] - tf1) < 0.01 for n, v in labs.PUBLISHED.items()
-                        if (tf1 := v.get("TF1")) is not None)),
+                        if (tf1 := v.get("TF1")) is not None and n not in OTHER_NET_THAN_TF1)),
     Check("the lab's story in our numbers: softmax < ReLU with N(0, 1) init < ReLU with Xavier init",
           lambda c: c["lab10-1-softmax_accuracy_mean"] < c["lab10-2-relu_accuracy_mean"]
           < c["lab10-3-xavier_accuracy_mean"]),
@@ -74,7 +80,7 @@ def draw(names: Sequence[str], ours_mean: Sequence[float], ours_std: Sequence[fl
   ax.set_ylabel(f"test accuracy (axis from {lo:.2f})")
   legend = plotting.legend_below(fig, [ax])
   if note:  # in the legend's box, whose room the layout keeps: off the bars, never over the legend
-    legend.set_title(note, prop={"size": "small", "style": "italic"})
+    legend.set_title(textwrap.fill(note, NOTE_CHARACTERS), prop={"size": "small", "style": "italic"})
   plotting.suptitle(fig, title)
   return fig
 

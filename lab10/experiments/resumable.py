@@ -90,6 +90,9 @@ def train_run(c: config_lib.Config, ds: data.Dataset, name: str, records: Path, 
   with _claimed(path.parent / f"{path.name}.claim") as mine:
     if not mine:
       return None
+    done = read(records, name, setting)  # again: another process may have worked on it since
+    if done is not None and done["stop"] in FINISHED:
+      return done
     records.mkdir(parents=True, exist_ok=True)
     wall, diverged = 0.0, False
     while True:
