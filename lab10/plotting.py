@@ -84,10 +84,11 @@ def legend_below(fig, axes: Iterable, ncol: int | None = None) -> matplotlib.leg
 
 def _columns(labels: list[str], width: float) -> int:
   """The most legend columns (filled top to bottom) whose entries fit ``width`` inches."""
-  # An entry takes about 0.4 in of sample and padding plus 0.055 in per character at legend.fontsize 7.5.
+  # An entry takes about 0.5 in of sample and padding plus 0.06 in per character at legend.fontsize 7.5 (measured
+  # with matplotlib 3.11's Agg renderer), and the legend's border about 0.3 in.
   for ncol in range(len(labels), 1, -1):
     columns = np.array_split(np.array(labels), ncol)  # as matplotlib's Legend splits them
-    if sum(0.4 + 0.055 * max(map(len, column)) for column in columns) <= width:
+    if sum(0.5 + 0.06 * max(map(len, column)) for column in columns) <= width - 0.3:
       return ncol
   return 1
 

@@ -32,3 +32,10 @@ def test_lab_learning_curves_average_the_labs_runs_per_epoch(monkeypatch, mnist_
   assert r.claims["lab10-3-xavier_final_std"] == pytest.approx(np.std([0.97, 0.98], ddof=1))
   assert r.claims["xavier_minus_normal_min"] == pytest.approx(0.065)
   assert "sum to 7 min" in r.setting  # 7 presets × 2 seeds × 30 s of fit time
+  # Compared over the last epochs (here both), paired by seed: Xavier − N(0, 1) is 0.11 and 0.085 point.
+  assert r.claims["xavier_vs_normal_mean"] == pytest.approx(np.mean([0.11, 0.085]))
+  assert r.claims["xavier_vs_normal_std"] == pytest.approx(np.std([0.11, 0.085], ddof=1))
+  assert r.claims["xavier_vs_normal_resolved"] == 1 and r.claims["lab10-3-xavier_last_mean"] == pytest.approx(0.9625)
+  assert r.claims["dropout_vs_deep_mean"] == 0 and r.claims["dropout_vs_deep_resolved"] == 0  # identical fakes
+  markers = [style[0] for style in r.data["styles"].values()]
+  assert list(r.data["styles"]) == list(config_lib.PRESETS) and len(set(markers)) == len(markers)

@@ -159,3 +159,13 @@ def sweep_records(configs: list[config_lib.Config], ds: data.Dataset) -> list[li
         records[-1] = {**records[-1], **{k: math.nan for k in records[-1] if k.endswith("_accuracy")}}
       out.append(records)
   return out
+
+
+def paired_difference(a, b) -> dict:
+  """``a`` − ``b`` paired by seed (NaN where either is missing): ``mean``, ``std`` (ddof 1), ``n`` pairs, and
+  ``resolved``: every paired difference has the same sign and the mean exceeds their std — a difference claimed
+  only beyond its seed spread."""
+  d = np.array([x - y for x, y in zip(a, b) if x == x and y == y])
+  std = float(d.std(ddof=1)) if len(d) > 1 else math.nan
+  resolved = len(d) > 1 and bool(np.all(d > 0) or np.all(d < 0)) and abs(float(d.mean())) > std
+  return {"mean": float(d.mean()) if len(d) else math.nan, "std": std, "n": len(d), "resolved": resolved}

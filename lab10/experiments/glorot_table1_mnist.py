@@ -20,7 +20,7 @@ import numpy as np
 
 from lab10 import data, plotting
 from lab10.experiments import resumable
-from lab10.experiments.common import mlp_config
+from lab10.experiments.common import mlp_config, paired_difference
 from lab10.experiments.figure import Check, Figure, Result
 
 PAPER = {"sigmoid": 2.21, "tanh": 1.76, "tanh_n": 1.64, "softsign": 1.64, "softsign_n": 1.72}  # test error (%)
@@ -165,17 +165,13 @@ def _best(record: dict | None, field: str) -> float:
 
 
 def _paired(a: str, b: str, errors_a: list[float], errors_b: list[float]) -> dict:
-  """``a`` − ``b`` test error, paired by seed over the seeds both finished; "resolved" when every paired
-  difference has the same sign and the mean exceeds their std (ddof 1)."""
-  d = np.array([x - y for x, y in zip(errors_a, errors_b) if x == x and y == y])
-  mean = float(d.mean()) if len(d) else math.nan
-  std = float(d.std(ddof=1)) if len(d) > 1 else math.nan
-  resolved = len(d) > 1 and (np.all(d > 0) or np.all(d < 0)) and abs(mean) > std
+  """``a`` − ``b`` test error, paired by seed over the seeds both finished (``paired_difference``)."""
+  d = paired_difference(errors_a, errors_b)
   what = f"{CONFIGURATIONS[a][0]} − {CONFIGURATIONS[b][0]} test error (points), paired by seed"
-  return {f"{a}_minus_{b}_mean": (mean, f"{what}: mean (NaN: no seed both finished)"),
-          f"{a}_minus_{b}_std": (std, f"{what}: std (ddof 1)"),
-          f"{a}_minus_{b}_pairs": (float(len(d)), f"{what}: seeds paired"),
-          f"{a}_minus_{b}_resolved": (float(resolved), f"{what}: 1 if every pair has the same sign and |mean| > std")}
+  return {f"{a}_minus_{b}_mean": (d["mean"], f"{what}: mean (NaN: no seed both finished)"),
+          f"{a}_minus_{b}_std": (d["std"], f"{what}: std (ddof 1)"),
+          f"{a}_minus_{b}_pairs": (float(d["n"]), f"{what}: seeds paired"),
+          f"{a}_minus_{b}_resolved": (float(d["resolved"]), f"{what}: 1 if every pair has the same sign and |mean| > std")}
 
 
 def draw(names, paper, ours, lrs, val_by_lr, seeds, title: str = ""):
