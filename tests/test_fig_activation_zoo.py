@@ -1,9 +1,13 @@
 """The activation × initializer zoo at reduced scale, and its heatmaps."""
 
+import dataclasses
+import math
+
 import numpy as np
 import pytest
 from matplotlib.colors import LogNorm, to_rgba
 
+from lab10 import data
 from lab10.experiments import activation_zoo
 
 from drawing import draw, nan, texts  # noqa: F401
@@ -59,3 +63,12 @@ def test_heatmaps_pick_text_colour_from_the_cell_and_centre_log_scales_at_1(draw
   annotated = draw(activation_zoo.draw, ["relu"], ["a"], {"accuracy": [[nan]]},
                    annotations={"accuracy": [["3/5 diverged"]]})
   assert [t.get_text() for t in annotated.axes[0].texts] == ["3/5 diverged"]
+
+
+def test_a_cell_s_diverged_model_scores_nan_not_chance(mnist_dir):
+  ds = data.load("mnist", mnist_dir, val_size=200)
+  ds = dataclasses.replace(ds, train_x=ds.train_x[:200], train_y=ds.train_y[:200])
+  base = activation_zoo.mlp_config(depth=2, width=(16,), optimizer="sgd", batch_size=10, epochs=1, val_size=200)
+  fine, diverged = activation_zoo.sweep_records(activation_zoo.sweep.grid(base, [0], lrs=(0.1, 1e30)), ds)
+  assert 0.1 < fine[-1]["val_accuracy"] <= 1 and math.isnan(diverged[-1]["val_accuracy"])
+  assert math.isnan(diverged[-1]["test_accuracy"])

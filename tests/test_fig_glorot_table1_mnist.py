@@ -82,6 +82,8 @@ def test_table1_draws_what_is_finished_and_trains_nothing_at_time_limit_0(mnist_
   fig = draw(table1.draw, **r.data)
   ax, ax_lr = fig.axes
   assert ax.get_yscale() == "log" and [t.get_text() for t in ax.texts] == ["0/3\nseeds"] * 5
+  fig = draw(table1.draw, **{**r.data, "left_chance": {**r.data["left_chance"], "Sigmoid": False}})
+  assert [t.get_text() for t in fig.axes[0].texts][:2] == ["no rate\nleft chance", "0/3\nseeds"]
 
 
 def test_paired_difference_is_resolved_only_beyond_its_spread():

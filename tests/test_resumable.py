@@ -96,3 +96,15 @@ def test_a_run_another_process_holds_is_passed_by(tiny, tmp_path):
   finally:
     os.close(fd)
   assert not (tmp_path / "records" / "run.json").exists()
+
+
+def test_a_record_made_elsewhere_whose_run_starts_again_counts_only_the_new_time(tiny, tmp_path):
+  elsewhere = {"name": "run", "setting": SETTING, "stop": None, "wall_time_s": 1e6, "machine": {},
+               "epochs": [{"epoch": e, "val_error": 50.0, "test_error": 50.0, "train_error": 50.0, "train_loss": 1.0}
+                          for e in (1, 2, 3)]}
+  (tmp_path / "records").mkdir()
+  (tmp_path / "records" / "run.json").write_text(json.dumps(elsewhere))
+  record = resumable.train_run(_config(tmp_path), tiny, "run", tmp_path / "records", SETTING,
+                               resumable.Stopping(patience=1, max_epochs=1))
+  assert record["stop"] == "epoch cap" and len(record["epochs"]) == 1  # trained again from epoch 1, here
+  assert record["wall_time_s"] < 600

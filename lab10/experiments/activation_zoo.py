@@ -5,6 +5,9 @@ first/last-layer weight-gradient ratio at init for every activation × initializ
 from __future__ import annotations
 
 import itertools
+import json
+import math
+import tempfile
 from collections.abc import Mapping, Sequence
 
 import jax
@@ -14,9 +17,9 @@ import numpy as np
 from flax import nnx
 
 from lab10 import config as config_lib
-from lab10 import data, plotting, probes, progress, sweep
+from lab10 import data, plotting, probes, progress, runs, sweep
 from lab10.activations import DEFAULT_LEAKY_SLOPE
-from lab10.experiments.common import LAB_BATCH, NUM_CLASSES, mlp_config, mnist, sweep_records
+from lab10.experiments.common import LAB_BATCH, NUM_CLASSES, mlp_config, mnist
 from lab10.experiments.figure import Check, Figure, Result
 
 
@@ -33,6 +36,20 @@ ZOO_INITS: dict[str, tuple[str, dict]] = {  # id: (column label, config override
 
 ZOO_PROBE_EXAMPLES = 1000  # the zoo's gradient ratio at init, on 1000 fixed training images
 ZOO_SEEDS = (0, 1, 2)
+
+
+def sweep_records(configs: list[config_lib.Config], ds: data.Dataset) -> list[list[dict]]:
+  """Train ``configs`` in one vmapped ``lab10.sweep``; each model's metrics.jsonl records, a diverged model's
+  last one with NaN scores."""
+  with tempfile.TemporaryDirectory() as tmp:
+    folder = sweep.run(configs, ds, workdir=tmp, verbose=False)
+    out = []
+    for c in configs:
+      records = runs.read_jsonl(folder / sweep.model_name(c) / "metrics.jsonl")
+      if json.loads((folder / sweep.model_name(c) / "summary.json").read_text())["diverged_epoch"] is not None:
+        records[-1] = {**records[-1], **{k: math.nan for k in records[-1] if k.endswith("_accuracy")}}
+      out.append(records)
+  return out
 
 
 def _zoo_cell(c: config_lib.Config, seeds, ds: data.Dataset, probe_batch: dict) -> tuple[np.ndarray, np.ndarray]:

@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import json
 import math
-import tempfile
 from collections.abc import Callable
 
 import jax
@@ -16,7 +14,7 @@ import numpy as np
 from flax import nnx
 
 from lab10 import config as config_lib
-from lab10 import data, probes, runs, sweep, train
+from lab10 import data, probes, sweep, train
 from lab10 import step as step_lib
 
 GLOROT_PROBE_EXAMPLES = 300  # Glorot & Bengio: statistics on 300 fixed test images
@@ -145,20 +143,6 @@ def grad_norms(batch: dict) -> Callable:
     return {"norms": jnp.stack([stats[f"grads/{n}/norm"] for n in model.layer_names])}
 
   return probe
-
-
-def sweep_records(configs: list[config_lib.Config], ds: data.Dataset) -> list[list[dict]]:
-  """Train ``configs`` in one vmapped ``lab10.sweep``; each model's metrics.jsonl records, a diverged model's
-  last one with NaN scores."""
-  with tempfile.TemporaryDirectory() as tmp:
-    folder = sweep.run(configs, ds, workdir=tmp, verbose=False)
-    out = []
-    for c in configs:
-      records = runs.read_jsonl(folder / sweep.model_name(c) / "metrics.jsonl")
-      if json.loads((folder / sweep.model_name(c) / "summary.json").read_text())["diverged_epoch"] is not None:
-        records[-1] = {**records[-1], **{k: math.nan for k in records[-1] if k.endswith("_accuracy")}}
-      out.append(records)
-  return out
 
 
 def paired_difference(a, b) -> dict:

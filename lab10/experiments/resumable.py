@@ -95,6 +95,9 @@ def train_run(c: config_lib.Config, ds: data.Dataset, name: str, records: Path, 
       return done
     records.mkdir(parents=True, exist_ok=True)
     wall, diverged = 0.0, False
+    kept = len(runs.read_jsonl(path / workdir.METRICS)) if (path / workdir.METRICS).exists() else 0
+    # The time of the epochs this run directory keeps: a record made elsewhere, whose run starts again here, counts 0.
+    before = (done or {}).get("wall_time_s", 0.0) if kept >= len((done or {}).get("epochs", [])) else 0.0
     while True:
       metrics = runs.read_jsonl(path / workdir.METRICS) if (path / workdir.METRICS).exists() else []
       epochs = _epochs(metrics)
@@ -102,7 +105,7 @@ def train_run(c: config_lib.Config, ds: data.Dataset, name: str, records: Path, 
       summary = runs.read_json(path / workdir.SUMMARY) or {}
       record = {"name": name, "setting": setting, "stop": stop, "epochs": epochs,
                 "best_epoch": (best_epoch(epochs) or {}).get("epoch"),
-                "wall_time_s": (done or {}).get("wall_time_s", 0.0) + wall, "machine": runs.machine(),
+                "wall_time_s": before + wall, "machine": runs.machine(),
                 "steps_per_s": summary.get("steps_per_s")}
       runs.write_json(records / f"{name}.json", record)
       if stop is not None or time.monotonic() > deadline:
