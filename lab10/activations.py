@@ -28,9 +28,11 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 
+from lab10 import names
+
 Activation = Callable[[jax.Array], jax.Array]
 
-DEFAULT_LEAKY_SLOPE = 0.01
+DEFAULT_LEAKY_SLOPE = names.DEFAULT_LEAKY_SLOPE
 SELU_LAMBDA = 1.0507009873554805
 SELU_ALPHA = 1.6732632423543772
 
@@ -66,10 +68,10 @@ ACTIVATIONS: dict[str, Activation] = {
     "softsign": jax.nn.soft_sign,
     "identity": identity,
 }
+names.check_table("activation", ACTIVATIONS, names.ACTIVATIONS)
 
 
-# Bounded activations' ranges (lo, hi): the probes count units near a bound as saturated.
-RANGES: dict[str, tuple[float, float]] = {"sigmoid": (0.0, 1.0), "tanh": (-1.0, 1.0), "softsign": (-1.0, 1.0)}
+RANGES = names.RANGES  # bounded activations' (lo, hi): the probes count units near a bound as saturated
 
 
 def get(name: str, negative_slope: float = DEFAULT_LEAKY_SLOPE) -> Activation:

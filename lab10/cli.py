@@ -73,11 +73,13 @@ def _stop() -> None:
 def run(main: Callable[[], int], hint: str = "") -> None:
   """``leave(main())``, where a file that could not be written (``runs.WriteError``, or an ``OSError`` that reached
   the script, e.g. a figure's PNG on a full disk) ends the script in one line and status 4."""
-  from lab10 import runs  # runs imports this module
-
   try:
     status = main()
-  except (runs.WriteError, OSError) as e:
+  except Exception as e:
+    from lab10 import runs  # here, not above: runs imports JAX, and main() may answer --help without it
+
+    if not isinstance(e, (runs.WriteError, OSError)):
+      raise
     if isinstance(e, OSError):
       e = runs.WriteError(e.filename if e.filename is not None else "a file", e)
     print(f"error: {e}{hint}", file=sys.stderr)

@@ -14,12 +14,15 @@ import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import jax
-import optax
-from flax import nnx
+from lab10 import data, names
 
-from lab10 import activations, data, initializers, models
+# JAX, Flax and optax are imported where a model or optimizer is made: the scripts parse and check their flags,
+# which this module defines, before they load JAX.
+if TYPE_CHECKING:
+  import optax
+  from flax import nnx
 
 
 class ConfigError(ValueError):
@@ -49,13 +52,13 @@ class Config:
   model: str = _field("mlp", "mlp | cnn (VGG-style 3x3 convs, no residuals)")
   depth: int = _field(2, "hidden layers (mlp; 0 = softmax regression) or conv layers (cnn)")
   width: tuple[int, ...] = _field((256,), "hidden width, or comma-separated widths per layer (cnn: base channels)")
-  activation: str = _field("relu", ", ".join(activations.ACTIVATIONS))
-  leaky_slope: float = _field(activations.DEFAULT_LEAKY_SLOPE, "leaky_relu's negative slope a (PyTorch/JAX default)")
-  init: str = _field("glorot_uniform", ", ".join(initializers.KERNEL_INITIALIZERS))
+  activation: str = _field("relu", ", ".join(names.ACTIVATIONS))
+  leaky_slope: float = _field(names.DEFAULT_LEAKY_SLOPE, "leaky_relu's negative slope a (PyTorch/JAX default)")
+  init: str = _field("glorot_uniform", ", ".join(names.KERNEL_INITIALIZERS))
   init_std: float = _field(1.0, "sigma of --init normal (TF1 labs: 1, TF2 RandomNormal: 0.05)")
   init_gain: float = _field(1.0, "std multiplier g of every other kernel init: Var[W] x g^2")
   init_mode: str = _field("fan_in", "fan of he_*: fan_in (He Eq. 10) | fan_out (He Eq. 14) | fan_avg")
-  bias_init: str = _field("zeros", ", ".join(initializers.BIAS_INITIALIZERS))
+  bias_init: str = _field("zeros", ", ".join(names.BIAS_INITIALIZERS))
   bias_std: float = _field(1.0, "sigma of --bias_init normal (TF1 labs: 1)")
   dropout: float = _field(0.0, "drop probability after each hidden activation, in [0, 1)")
   batchnorm: bool = _field(False, "affine -> batch norm -> activation in every hidden layer")
@@ -134,10 +137,10 @@ def validate(c: Config) -> Config:
     _choice("preset", c.preset, list(PRESETS))
   _choice("dataset", c.dataset, data.DATASETS)
   _choice("model", c.model, MODELS)
-  _choice("activation", c.activation, list(activations.ACTIVATIONS))
-  _choice("init", c.init, list(initializers.KERNEL_INITIALIZERS))
+  _choice("activation", c.activation, names.ACTIVATIONS)
+  _choice("init", c.init, names.KERNEL_INITIALIZERS)
   _choice("init_mode", c.init_mode, INIT_MODES)
-  _choice("bias_init", c.bias_init, list(initializers.BIAS_INITIALIZERS))
+  _choice("bias_init", c.bias_init, names.BIAS_INITIALIZERS)
   _choice("optimizer", c.optimizer, OPTIMIZERS)
   _choice("matmul_precision", c.matmul_precision, MATMUL_PRECISIONS)
   _check("depth", c.depth, c.depth >= (1 if c.model == "cnn" else 0), ">= 0 (mlp) or >= 1 (cnn)")
@@ -183,6 +186,9 @@ MEMORY_SHARE = 0.5  # of a device's memory that parameters, gradients and Adam's
 def check_model_size(c: Config, input_shape: Sequence[int], num_classes: int) -> None:
   """ConfigError if the model's parameters (counted from shapes alone, nothing allocated), with gradients and
   optimizer state (×4), would take more than half the memory of the first device."""
+  import jax
+  from flax import nnx
+
   model = nnx.eval_shape(lambda: make_model(c, input_shape, num_classes, nnx.Rngs(params=0)))
   n = sum(math.prod(v.shape) for v in jax.tree.leaves(nnx.state(model, nnx.Param)))
   need = 4 * n * 4  # float32: parameters, gradients, two Adam moments
@@ -235,6 +241,8 @@ def with_preset(preset: str | None, **overrides) -> Config:
 
 def make_model(c: Config, input_shape: Sequence[int], num_classes: int, rngs: nnx.Rngs):
   """The NNX model ``c`` describes, for inputs of ``input_shape`` (H, W, C)."""
+  from lab10 import activations, initializers, models
+
   activation = activations.get(c.activation, negative_slope=c.leaky_slope)
   # He's PReLU form ½(1+a²)·n·Var[W] = 1 follows the activation's own slope.
   slope = c.leaky_slope if c.activation == "leaky_relu" else 0.0
@@ -250,10 +258,13 @@ def make_model(c: Config, input_shape: Sequence[int], num_classes: int, rngs: nn
 
 def activation_bounds(c: Config) -> tuple[float, float] | None:
   """The range of a bounded activation (for the saturation statistic), else None."""
-  return activations.RANGES.get(c.activation)
+  return names.RANGES.get(c.activation)
 
 
 def make_optimizer(c: Config) -> optax.GradientTransformation:
+  import jax
+  import optax
+
   if c.optimizer == "adam":
     opt = optax.adam(c.lr)
   elif c.optimizer == "sgd":

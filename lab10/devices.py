@@ -14,7 +14,6 @@ gradient all-reduce, ``barrier``) are where they meet. On CPU the processes talk
 
 from __future__ import annotations
 
-import argparse
 import os
 import tempfile
 from pathlib import Path
@@ -30,17 +29,6 @@ from lab10 import cli
 DATA, MODELS = "data", "models"
 # A process that stops answering is declared dead after this long, and the others stop with an error.
 HEARTBEAT_TIMEOUT_S = 10
-
-
-def add_flags(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-  parser.add_argument("--distributed", action="store_true",
-                      help="join a job of several processes first (jax.distributed.initialize): detected on TPU "
-                           "pods and under SLURM / Open MPI, else give --coordinator, --num_processes, --process_id")
-  parser.add_argument("--coordinator", metavar="HOST:PORT",
-                      help="with --distributed: process 0's address, where the others join it (e.g. 127.0.0.1:1234)")
-  parser.add_argument("--num_processes", type=int, metavar="N", help="with --distributed: how many processes")
-  parser.add_argument("--process_id", type=int, metavar="I", help="with --distributed: this process, 0 … N − 1")
-  return parser
 
 
 def initialize_distributed(enabled: bool, coordinator: str | None = None, num_processes: int | None = None,

@@ -74,3 +74,49 @@ def from_args(args: argparse.Namespace) -> config_lib.Config:
     if stored.exists():
       return config_lib.resumed(config_lib.load_json(stored), args.preset, overrides)
   return config_lib.with_preset(args.preset, **overrides)
+
+
+def add_distributed(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+  """--distributed and the values it needs (``lab10.devices.initialize_distributed``)."""
+  parser.add_argument("--distributed", action="store_true",
+                      help="join a job of several processes first (jax.distributed.initialize): detected on TPU "
+                           "pods and under SLURM / Open MPI, else give --coordinator, --num_processes, --process_id")
+  parser.add_argument("--coordinator", metavar="HOST:PORT",
+                      help="with --distributed: process 0's address, where the others join it (e.g. 127.0.0.1:1234)")
+  parser.add_argument("--num_processes", type=int, metavar="N", help="with --distributed: how many processes")
+  parser.add_argument("--process_id", type=int, metavar="I", help="with --distributed: this process, 0 … N − 1")
+  return parser
+
+
+# --- scripts/sweep.py: the swept values ---------------------------------------------------------
+
+
+def _ints(text: str) -> list[int]:
+  """``0:8`` (a range) or ``0,3,5``."""
+  try:
+    if ":" in text:
+      lo, hi = text.split(":")
+      values = list(range(int(lo), int(hi)))
+    else:
+      values = [int(t) for t in text.split(",")]
+  except ValueError:
+    raise argparse.ArgumentTypeError(f"{text!r} is not a range like 0:8 or a list like 0,3,5")
+  if not values:
+    raise argparse.ArgumentTypeError(f"{text!r} is empty; expected a range like 0:8 or a list like 0,3,5")
+  return values
+
+
+def _floats(text: str) -> list[float]:
+  try:
+    return [float(t) for t in text.split(",")]
+  except ValueError:
+    raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of numbers")
+
+
+def sweep_parser(description: str) -> argparse.ArgumentParser:
+  """Every Config flag (the shared settings), the swept values, and --distributed."""
+  p = parser(description)
+  p.add_argument("--seeds", type=_ints, default=None, metavar="A:B|A,B,..", help="seeds to sweep (default: --seed)")
+  p.add_argument("--init_gains", type=_floats, default=None, metavar="G,..", help="init gains sigma_w to sweep (default: --init_gain)")
+  p.add_argument("--lrs", type=_floats, default=None, metavar="LR,..", help="learning rates to sweep (default: --lr)")
+  return add_distributed(p)

@@ -26,6 +26,8 @@ from collections.abc import Callable, Sequence
 import jax
 import jax.numpy as jnp
 
+from lab10 import names
+
 Initializer = Callable[..., jax.Array]
 
 # std of a unit normal truncated to [−2, 2]; dividing by it restores unit variance.
@@ -167,11 +169,13 @@ KERNEL_INITIALIZERS: dict[str, Callable[..., Initializer]] = {
     "lecun_uniform": lecun_uniform,
     "orthogonal": orthogonal,
 }
+names.check_table("kernel initializer", KERNEL_INITIALIZERS, names.KERNEL_INITIALIZERS)
 
 BIAS_INITIALIZERS: dict[str, Callable[..., Initializer]] = {
     "zeros": zeros,
     "normal": random_normal,
 }
+names.check_table("bias initializer", BIAS_INITIALIZERS, names.BIAS_INITIALIZERS)
 
 _HE = (he_normal, he_truncated_normal, he_uniform)
 

@@ -1,9 +1,11 @@
 """Many models at once: one architecture trained for several seeds × init gains σ_w × learning rates in one
-``jax.vmap`` of the same pure ``train_step`` that ``fit`` scans.
+compiled program of the same pure ``train_step`` that ``fit`` scans (``over_models``: a ``jax.vmap`` on
+accelerators, the models one after the other on a CPU).
 
 Model i is exactly the model ``fit(configs[i])`` trains: the same init, data-order and dropout keys from its
-own seed, the same steps. Only numerics differ (batched matmuls sum in another order), so the metrics agree to
-float tolerance. On several devices the models are split along a ``models`` mesh axis (``lab10.devices``).
+own seed, the same steps. On a CPU its arithmetic is ``fit``'s, bit for bit; through the vmap only numerics
+differ (batched matmuls sum in another order), so the metrics agree to float tolerance. On several devices the
+models are split along a ``models`` mesh axis (``lab10.devices``) and vmapped.
 
 A learning-rate sweep needs one optimizer for all models, so the rate moves into the optimizer state:
 ``chain(optimizer(lr=1), inject_hyperparams(scale)(lr))``. Every lab10 optimizer ends by scaling with −lr,
@@ -81,15 +83,35 @@ def init_models(configs: Sequence[config_lib.Config], input_shape: Sequence[int]
           jnp.stack([s.data_key for s in setups]))
 
 
-def make_sweep_epoch(graphdef, tx: optax.GradientTransformation, batch_size: int):
+def over_models(fn, in_axes: tuple, sequential: bool | None = None):
+  """``fn`` applied to each model: the arguments whose ``in_axes`` entry is 0 carry a leading model axis, the
+  others (None) are shared. ``sequential``: one model after the other inside the one compiled program
+  (``lax.map``), else ``jax.vmap``'s batched operations; None picks by backend — sequential on a CPU, where XLA's
+  batched matmuls run slower per model than M plain ones (``scripts/benchmark.py``), vmap on accelerators.
+  Each model's arithmetic is then the single model's."""
+  if sequential is None:
+    sequential = jax.default_backend() == "cpu"
+  if not sequential:
+    return jax.vmap(fn, in_axes=in_axes)
+
+  def mapped(*args):
+    def one(per_model):
+      given = iter(per_model)
+      return fn(*[next(given) if axis == 0 else a for a, axis in zip(args, in_axes)])
+    return jax.lax.map(one, [a for a, axis in zip(args, in_axes) if axis == 0])
+
+  return mapped
+
+
+def make_sweep_epoch(graphdef, tx: optax.GradientTransformation, batch_size: int, sequential: bool | None = None):
   """``epoch(states, x, y, data_keys, epoch) -> (states, per-model per-step metrics)``: ``train.make_epoch``
-  vmapped over models (states and data keys); the data are shared."""
+  over the models (states and data keys; ``over_models``); the data are shared."""
   epoch = train.make_epoch(step_lib.make_train_step(graphdef, tx), batch_size)
-  return jax.jit(jax.vmap(lambda *a: epoch(*a), in_axes=(0, None, None, 0, None)), donate_argnums=0)
+  return jax.jit(over_models(lambda *a: epoch(*a), (0, None, None, 0, None), sequential), donate_argnums=0)
 
 
-def make_sweep_evaluate(graphdef):
-  return jax.jit(jax.vmap(train.make_evaluate(graphdef), in_axes=(0, 0, None, None)))
+def make_sweep_evaluate(graphdef, sequential: bool | None = None):
+  return jax.jit(over_models(train.make_evaluate(graphdef), (0, 0, None, None), sequential))
 
 
 def _pad(tree, m_padded: int):
@@ -142,8 +164,10 @@ def _train(configs: list[config_lib.Config], ds: data.Dataset, workdir: Path, ve
   data_keys = devices.place(_pad(data_keys, m_padded), mesh, P(devices.MODELS))
   x, y = devices.place((ds.train_x, ds.train_y), mesh)
   eval_sets = devices.place(train.eval_arrays(ds), mesh)
-  run_epoch = make_sweep_epoch(graphdef, tx, base.batch_size)
-  evaluate = make_sweep_evaluate(graphdef)
+  # Models split over devices train as one vmap; on one CPU one after the other (``over_models``).
+  sequential = None if mesh is None else False
+  run_epoch = make_sweep_epoch(graphdef, tx, base.batch_size, sequential)
+  evaluate = make_sweep_evaluate(graphdef, sequential)
   measure = lambda states: ({k: evaluate(states.params, states.rest, *v) for k, v in eval_sets.items()}, states.step)
 
   diverged = [None] * m
@@ -180,40 +204,6 @@ def _train(configs: list[config_lib.Config], ds: data.Dataset, workdir: Path, ve
     print(f"done: {m} models × {base.epochs} epochs in {wall:.1f}s ({steps_total / wall:.0f} model-steps/s); "
           f"wrote {workdir}/summary.md", flush=True)
   return Path(workdir)
-
-
-# --- flags --------------------------------------------------------------------------------------
-
-
-def _ints(text: str) -> list[int]:
-  """``0:8`` (a range) or ``0,3,5``."""
-  try:
-    if ":" in text:
-      lo, hi = text.split(":")
-      values = list(range(int(lo), int(hi)))
-    else:
-      values = [int(t) for t in text.split(",")]
-  except ValueError:
-    raise argparse.ArgumentTypeError(f"{text!r} is not a range like 0:8 or a list like 0,3,5")
-  if not values:
-    raise argparse.ArgumentTypeError(f"{text!r} is empty; expected a range like 0:8 or a list like 0,3,5")
-  return values
-
-
-def _floats(text: str) -> list[float]:
-  try:
-    return [float(t) for t in text.split(",")]
-  except ValueError:
-    raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of numbers")
-
-
-def parser(description: str) -> argparse.ArgumentParser:
-  """Every Config flag (the shared settings), the swept values, and --distributed."""
-  p = flags.parser(description)
-  p.add_argument("--seeds", type=_ints, default=None, metavar="A:B|A,B,..", help="seeds to sweep (default: --seed)")
-  p.add_argument("--init_gains", type=_floats, default=None, metavar="G,..", help="init gains sigma_w to sweep (default: --init_gain)")
-  p.add_argument("--lrs", type=_floats, default=None, metavar="LR,..", help="learning rates to sweep (default: --lr)")
-  return devices.add_flags(p)
 
 
 def from_args(args: argparse.Namespace) -> list[config_lib.Config]:

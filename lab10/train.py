@@ -4,12 +4,14 @@ loop, evaluation, ``fit``.
 The key plan: every random key derives from ``config.seed``, split into ``init`` (parameters), ``data``
 (``fold_in(epoch)`` → that epoch's permutation of the training set) and ``dropout`` (``fold_in(step)``).
 ``fit``, ``lab10.sweep`` and the experiments all train through ``setup`` and ``loop``, so one seed means
-the same network, data order and dropout masks everywhere.
+the same network, data order and dropout masks everywhere. ``epoch_for`` and ``evaluate_for`` build each
+network's programs once per process (``compiled``), so its fits compile it once.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -202,6 +204,41 @@ def eval_arrays(ds: data.Dataset) -> dict[str, tuple[np.ndarray, np.ndarray]]:
 
 
 
+# What ``compiled`` built in this process, oldest first: a program traced and compiled once serves every fit of it.
+_COMPILED: dict = {}
+_COMPILED_MAX = 64
+
+
+def compiled(key, build: Callable[[], Callable]) -> Callable:
+  """``build()`` once per ``key`` in this process: the jitted function it returns keeps its compilations, so
+  the fits, experiments and seeds that share a network compile it once (JAX compiles again for another shape)."""
+  if key not in _COMPILED:
+    if len(_COMPILED) >= _COMPILED_MAX:
+      _COMPILED.pop(next(iter(_COMPILED)))
+    _COMPILED[key] = build()
+  return _COMPILED[key]
+
+
+def program_key(config: config_lib.Config) -> config_lib.Config:
+  """``config`` with every field that cannot change a compiled step or evaluation reset: the seed, the epochs
+  and how the run is carried out (RUN_CONTROL, --log_histograms aside). Two configs with one key train the
+  same program."""
+  return dataclasses.replace(config, seed=0, epochs=1, preset=None, workdir=None, data_dir=None, resume=False,
+                             overwrite=False, keep_checkpoints=1, tensorboard=False)
+
+
+def epoch_for(config: config_lib.Config, s: Setup, *, edges: np.ndarray | None = None, mesh=None) -> Callable:
+  """``make_epoch`` of ``setup(config, …)``'s network (per-layer statistics as ``config`` says, ``edges`` for
+  histograms, batches split over ``mesh``), built once per process for every config with its ``program_key``."""
+  key = ("epoch", s.graphdef, program_key(config), None if edges is None else tuple(edges.tolist()), mesh)
+  return compiled(key, lambda: _make_run_epoch(config, s, edges, mesh))
+
+
+def evaluate_for(graphdef, batch_size: int = EVAL_BATCH) -> Callable:
+  """``make_evaluate(graphdef, batch_size)``, built once per process for each network."""
+  return compiled(("evaluate", graphdef, batch_size), lambda: make_evaluate(graphdef, batch_size))
+
+
 def _make_run_epoch(config: config_lib.Config, s: Setup, edges: np.ndarray | None, mesh) -> Callable:
   step = devices.split_batches(step_lib.make_train_step(s.graphdef, s.tx), mesh)
   if not config.log_stats_every:
@@ -275,7 +312,7 @@ def _train(config: config_lib.Config, ds: data.Dataset, path: Path, plan: str, v
   s = setup(config, ds.input_shape, ds.num_classes)
   mesh = devices.mesh(devices.DATA)  # None on one device; else batches split over all devices
   edges = probes.histogram_edges(config_lib.activation_bounds(config)) if config.log_histograms else None
-  run_epoch, evaluate = _make_run_epoch(config, s, edges, mesh), make_evaluate(s.graphdef)
+  run_epoch, evaluate = epoch_for(config, s, edges=edges, mesh=mesh), evaluate_for(s.graphdef)
   eval_sets = devices.place(eval_arrays(ds), mesh)
   steps_per_epoch = len(ds.train_y) // config.batch_size
   # Long epochs run in pieces of about a second (one host sync each) for the bar of steps; the records are

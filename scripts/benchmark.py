@@ -12,14 +12,45 @@ import argparse
 import dataclasses
 import importlib.util
 import os
+import resource
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
 from pathlib import Path
 
-import jax
-import numpy as np
+from lab10 import cli, flags
 
-from lab10 import cli, config, data, runs, step, sweep, train
+ROOT = Path(__file__).resolve().parents[1]
+PEERS = {"torch": "PyTorch eager", "tensorflow": "TF2 tf.function"}
+
+
+def _parse(argv) -> argparse.Namespace:
+  p = flags.OneLineParser(description=__doc__.splitlines()[0],
+                              formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+  p.add_argument("--steps", type=int, default=550, help="steps per timed single-model run (550 = one MNIST epoch)")
+  p.add_argument("--model_steps", type=int, default=1100, help="model-steps per timed sweep run (steps = this / M)")
+  p.add_argument("--sweep_sizes", default="1,8,64", help="M, comma-separated")
+  p.add_argument("--repeats", type=int, default=5, help="timed runs of every row, interleaved; medians reported")
+  p.add_argument("--width", type=int, default=512, help="hidden width (512 in lab10-4-deep; smaller for a smoke test)")
+  p.add_argument("--matmul", type=int, default=2048, help="side of the matmul that measures the FLOP rate")
+  p.add_argument("--torch_threads", default=f"1,{os.cpu_count()}", help="PyTorch thread counts, one row each")
+  p.add_argument("--starts", type=int, default=3,
+                 help="pairs of cold and warm train.py runs (a fresh compilation cache each pair; 0: none)")
+  p.add_argument("--start_flags", default="--preset lab10-3-xavier --epochs 1",
+                 help="what those train.py runs train; also the two fits in one process that time a compilation")
+  p.add_argument("--out", default="runs/benchmark", help="writes OUT.md and OUT.json")
+  return p.parse_args(argv)
+
+
+if __name__ == "__main__":  # --help and malformed flags are answered without loading JAX
+  _parse(sys.argv[1:])
+
+import jax  # noqa: E402
+import numpy as np  # noqa: E402
+
+from lab10 import config, data, runs, step, sweep, train  # noqa: E402
 
 BATCH, IN, CLASSES = 100, 784, 10
 
@@ -111,6 +142,50 @@ def tf_loop(x, y, widths, steps):
   return run
 
 
+def _children_cpu_s() -> float:
+  usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+  return usage.ru_utime + usage.ru_stime
+
+
+def _script(argv: list[str], env: dict) -> dict:
+  """CPU (user + system, all threads) and wall seconds of ``python argv`` in a child process."""
+  cpu, start = _children_cpu_s(), time.perf_counter()
+  done = subprocess.run([sys.executable, *argv], cwd=ROOT, env=env, capture_output=True, text=True)
+  if done.returncode:
+    raise RuntimeError(f"python {' '.join(argv)} exited {done.returncode}: {done.stderr.strip()[-300:]}")
+  return {"cpu_s": _children_cpu_s() - cpu, "wall_s": time.perf_counter() - start}
+
+
+def measure_starts(args: argparse.Namespace) -> dict:
+  """``--starts`` pairs of train.py runs, each pair a cold start (an empty compilation cache of its own) and a
+  warm one (the same command again, the cache the first filled), and train.py --help: the start-up a user waits
+  for, as CPU seconds of the whole process."""
+  pairs = []
+  with tempfile.TemporaryDirectory(prefix="lab10-benchmark-") as tmp:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("JAX_COMPILATION_CACHE")}
+    for i in range(args.starts):
+      env["LAB10_COMPILATION_CACHE"] = f"{tmp}/cache{i}"
+      train_py = lambda name: ["scripts/train.py", *args.start_flags.split(), "--workdir", f"{tmp}/{name}{i}"]
+      cold, warm = _script(train_py("cold"), env), _script(train_py("warm"), env)
+      pairs.append({"cold": cold, "warm": warm, "warm_over_cold_cpu": warm["cpu_s"] / cold["cpu_s"]})
+    helps = [_script(["scripts/train.py", "--help"], env)["cpu_s"] for _ in range(3)]
+  return {"pairs": pairs, "help_cpu_s": statistics.median(helps),
+          "warm_over_cold_cpu": statistics.median(p["warm_over_cold_cpu"] for p in pairs) if pairs else None}
+
+
+def measure_fit_compile(args: argparse.Namespace) -> dict:
+  """Two fits of one network in this process (``--start_flags``; seeds 0 and 1), no persistent cache: the
+  first traces and compiles its programs, the second reuses them (``train.compiled``)."""
+  base = flags.from_args(flags.parser("").parse_args(args.start_flags.split()))
+  walls = []
+  with tempfile.TemporaryDirectory(prefix="lab10-benchmark-") as tmp:
+    for seed in (0, 1):
+      start = time.perf_counter()
+      train.fit(dataclasses.replace(base, seed=seed, workdir=f"{tmp}/seed{seed}"), verbose=False)
+      walls.append(time.perf_counter() - start)
+  return {"first_fit_s": walls[0], "second_fit_s": walls[1], "compile_s": walls[0] - walls[1]}
+
+
 def matmul_rate(n: int) -> tuple[float, callable]:
   """FLOP/s of an n×n float32 matmul: the machine's practical ceiling for this model's dense layers."""
   a = jax.random.normal(jax.random.key(0), (n, n))
@@ -141,6 +216,9 @@ def measure(args: argparse.Namespace) -> dict:
   rows = {"lab10 (stats off)": (lab10_loop(cfg, x, y), args.steps, 1),
           "lab10 (stats every 10 steps)": (lab10_loop(cfg, x, y, 10), args.steps, 1),
           "lab10 (stats every step)": (lab10_loop(cfg, x, y, 1), args.steps, 1)}
+  missing = [name for module, name in PEERS.items() if not importlib.util.find_spec(module)]
+  if missing:
+    print(f"not measured: {', '.join(missing)} (not installed; pip install -e \".[bench]\" adds them)", flush=True)
   if importlib.util.find_spec("torch"):
     # Both thread counts: on a busy 2-core machine OpenMP's spinning can make 2 threads far slower than 1.
     for threads in (int(t) for t in args.torch_threads.split(",")):
@@ -171,12 +249,14 @@ def measure(args: argparse.Namespace) -> dict:
     results.append({"name": name, "models": m, "steps_per_s": steps / t, "model_steps_per_s": m * steps / t,
                     "ms_per_step": 1e3 * t / steps, "ms_per_model_step": 1e3 * t / (m * steps),
                     "floor_fraction": floor_ms / (1e3 * t / (m * steps)), "repeats_s": times[name]})
+  for r in results:
+    r["of_single"] = r["model_steps_per_s"] / results[0]["model_steps_per_s"]
   # The statistics' cost from each repeat's pair of runs (back to back, so a noisy moment hits both) and from minima.
   off = results[0]["repeats_s"]
   for r in results[1:3]:
     r["overhead_paired"] = statistics.median(t / o for t, o in zip(r["repeats_s"], off)) - 1
     r["overhead_min"] = min(r["repeats_s"]) / min(off) - 1
-  return {"rows": results, "flops_per_step": flops, "matmul_flops_per_s": rate, "floor_ms_per_step": floor_ms,
+  return {"rows": results, "missing_peers": missing, "flops_per_step": flops, "matmul_flops_per_s": rate, "floor_ms_per_step": floor_ms,
           "matmul": args.matmul, "settings": vars(args), "environment": runs.environment()}
 
 
@@ -198,23 +278,37 @@ def format_table(measured: dict) -> str:
   for r in results[1:3]:
     lines.append(f"\n{r['name']}: {100 * r['overhead_paired']:+.1f}% over stats off (median of the per-repeat "
                  f"ratios), {100 * r['overhead_min']:+.1f}% (fastest repeat over fastest)")
-  return "\n".join(lines)
+  for r in results:
+    if r["name"].startswith("lab10 sweep") and "of_single" in r:
+      lines.append(f"\n{r['name']}: {r['of_single']:.2f}x the model-steps/s of {lab10['name']}")
+  return "\n".join(lines + _start_lines(measured))
+
+
+def _start_lines(measured: dict) -> list[str]:
+  lines = []
+  if measured.get("fit_compile"):
+    f = measured["fit_compile"]
+    lines.append(f"\nfit of {measured['start_flags']}, twice in one process: first {f['first_fit_s']:.2f} s, "
+                 f"second (the same network, another seed) {f['second_fit_s']:.2f} s wall")
+  starts = measured.get("starts") or {}
+  if starts.get("pairs"):
+    cold = statistics.median(p["cold"]["cpu_s"] for p in starts["pairs"])
+    warm = statistics.median(p["warm"]["cpu_s"] for p in starts["pairs"])
+    lines.append(f"\ntrain.py {measured['start_flags']}: cold start {cold:.2f} s CPU, warm start {warm:.2f} s CPU; "
+                 f"warm / cold {starts['warm_over_cold_cpu']:.2f} (median of {len(starts['pairs'])} pairs)")
+  if starts:
+    lines.append(f"\ntrain.py --help: {starts['help_cpu_s']:.2f} s CPU")
+  return lines
 
 
 def main(argv=None) -> int:
-  p = argparse.ArgumentParser(description=__doc__.splitlines()[0],
-                              formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-  p.add_argument("--steps", type=int, default=550, help="steps per timed single-model run (550 = one MNIST epoch)")
-  p.add_argument("--model_steps", type=int, default=1100, help="model-steps per timed sweep run (steps = this / M)")
-  p.add_argument("--sweep_sizes", default="1,8,64", help="M, comma-separated")
-  p.add_argument("--repeats", type=int, default=5, help="timed runs of every row, interleaved; medians reported")
-  p.add_argument("--width", type=int, default=512, help="hidden width (512 in lab10-4-deep; smaller for a smoke test)")
-  p.add_argument("--matmul", type=int, default=2048, help="side of the matmul that measures the FLOP rate")
-  p.add_argument("--torch_threads", default=f"1,{os.cpu_count()}", help="PyTorch thread counts, one row each")
-  p.add_argument("--out", default="runs/benchmark", help="writes OUT.md and OUT.json")
-  args = p.parse_args(argv)
+  args = _parse(argv)
   print(runs.device_summary(), flush=True)
   measured = measure(args)
+  # Compilation before the starts: their child processes would share the cores with it.
+  measured["fit_compile"] = measure_fit_compile(args)
+  measured["starts"] = measure_starts(args)
+  measured["start_flags"] = args.start_flags
   table = format_table(measured)
   print(table)
   out = Path(args.out)

@@ -6,11 +6,6 @@ drawing. --quick runs each figure's smaller scale. The README entry of each figu
 statement and its measured data.
 """
 
-from lab10 import cli
-
-if __name__ == "__main__":  # before the heavy imports: a signal while JAX loads is one line too
-  cli.exit_on_signals()
-
 import argparse
 import inspect
 import json
@@ -18,16 +13,50 @@ import sys
 import time
 from pathlib import Path
 
-import jax
-import matplotlib
-
-matplotlib.use("Agg")  # figures are files here: no window, whatever the machine offers
-
-from lab10 import config, plotting, progress, runs  # noqa: E402
-from lab10.experiments import FIGURES, Figure, Skipped, report  # noqa: E402
+from lab10 import cli, flags
 
 COMMITTED = "figures"  # the full-scale set, committed with the repository
 SCALES = ("quick", "full", "long")
+
+
+def _parse(argv: list[str]) -> argparse.Namespace:
+  p = flags.OneLineParser(description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+  p.add_argument("--only", default=None,
+                 help="comma-separated figure names (None: all; a wrong name is answered with the list)")
+  p.add_argument("--scale", choices=SCALES, default="full",
+                 help="quick: smaller (each figure's quick), minutes on a CPU; full: the committed figures' scale; "
+                      "long: longer budgets, closer to the papers' (each figure's long), for an accelerator")
+  p.add_argument("--quick", action="store_true", help="the same as --scale quick")
+  p.add_argument("--data_dir", default=None, help="folder with the MNIST IDX files (None: the bundled copy)")
+  p.add_argument("--out", default=None,
+                 help=f"folder for the figures, their JSON and README.md (None: {COMMITTED} at full scale, "
+                      f"runs/figures-<scale> at another --scale: the committed set is replaced only when asked)")
+  p.add_argument("--redraw", action="store_true",
+                 help="redraw the PNG and PDF from each figure's saved JSON without re-running its experiment; "
+                      "its measured numbers and command are kept, its statement refreshed from its module")
+  p.add_argument("--time_limit", type=float, default=None,
+                 help="minutes: figures made of resumable runs (glorot_table1_mnist) start no new training after "
+                      "this long and draw what is finished, the rest marked (0: draw without training; None: train "
+                      "to the end)")
+  args = p.parse_args(argv)
+  if args.quick:
+    args.scale = "quick"
+  if args.time_limit is not None and args.time_limit < 0:
+    p.error(f"--time_limit {args.time_limit:g} is negative; expected minutes ≥ 0")
+  return args
+
+
+if __name__ == "__main__":  # before the heavy imports: a signal while JAX loads is one line too, and --help and
+  cli.exit_on_signals()     # malformed flags are answered without loading JAX
+  _parse(sys.argv[1:])
+
+import jax  # noqa: E402
+import matplotlib  # noqa: E402
+
+matplotlib.use("Agg")  # figures are files here: no window, whatever the machine offers
+
+from lab10 import compile_cache, config, plotting, progress, runs  # noqa: E402
+from lab10.experiments import FIGURES, Figure, Skipped, report  # noqa: E402
 
 
 def _draw(figure: Figure, data: dict, stem: Path) -> None:
@@ -88,35 +117,10 @@ def _committed_time(name: str, scale: str) -> str:
   return f" (the committed one took {json.loads(path.read_text())['wall_time_s']:.0f} s)"
 
 
-def _parse(argv: list[str]) -> argparse.Namespace:
-  p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-  p.add_argument("--only", default=None, help=f"comma-separated figure names (None: all): {', '.join(FIGURES)}")
-  p.add_argument("--scale", choices=SCALES, default="full",
-                 help="quick: smaller (each figure's quick), minutes on a CPU; full: the committed figures' scale; "
-                      "long: longer budgets, closer to the papers' (each figure's long), for an accelerator")
-  p.add_argument("--quick", action="store_true", help="the same as --scale quick")
-  p.add_argument("--data_dir", default=None, help="folder with the MNIST IDX files (None: the bundled copy)")
-  p.add_argument("--out", default=None,
-                 help=f"folder for the figures, their JSON and README.md (None: {COMMITTED} at full scale, "
-                      f"runs/figures-<scale> at another --scale: the committed set is replaced only when asked)")
-  p.add_argument("--redraw", action="store_true",
-                 help="redraw the PNG and PDF from each figure's saved JSON without re-running its experiment; "
-                      "its measured numbers and command are kept, its statement refreshed from its module")
-  p.add_argument("--time_limit", type=float, default=None,
-                 help="minutes: figures made of resumable runs (glorot_table1_mnist) start no new training after "
-                      "this long and draw what is finished, the rest marked (0: draw without training; None: train "
-                      "to the end)")
-  args = p.parse_args(argv)
-  if args.quick:
-    args.scale = "quick"
-  if args.time_limit is not None and args.time_limit < 0:
-    p.error(f"--time_limit {args.time_limit:g} is negative; expected minutes ≥ 0")
-  return args
-
-
 def main(argv=None) -> int:
   argv = sys.argv[1:] if argv is None else argv
   args = _parse(argv)
+  compile_cache.enable()
   names = args.only.split(",") if args.only is not None else list(FIGURES)  # --only "": no figure named ""
   unknown = [n for n in names if n not in FIGURES]
   if unknown:

@@ -2,19 +2,11 @@
 """Per-layer forward and backward statistics at initialization, over activations x initializers x depths x
 widths (MLPs), averaged over seeds; one CSV row per network and layer (and the same rows as JSON)."""
 
-from lab10 import cli
-
-if __name__ == "__main__":  # before the heavy imports: a signal while JAX loads is one line too
-  cli.exit_on_signals()
-
 import argparse
 import sys
 from pathlib import Path
 
-import jax
-import numpy as np
-
-from lab10 import config, data, flags, probe_grid, runs  # noqa: E402
+from lab10 import cli, config, flags
 
 
 def _names(text: str) -> list[str]:
@@ -34,7 +26,7 @@ def _check(flag: str, values: list[int], what: str) -> None:
       raise config.ConfigError(f"--{flag} {v} is out of range; expected {what}")
 
 
-def main(argv=None) -> int:
+def _parse(argv) -> argparse.Namespace:
   # argparse errors in one line, exit 2; --help shows every default
   p = flags.OneLineParser(description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
   p.add_argument("--activations", type=_names, default="tanh,relu", help="comma-separated activations")
@@ -48,7 +40,22 @@ def main(argv=None) -> int:
                  help="a fixed batch of MNIST training images (the bundled copy) instead of Gaussian N(0, 1) inputs")
   p.add_argument("--data_dir", default=None, help="another MNIST IDX folder (implies --mnist)")
   p.add_argument("--out", default="probe_init.csv", help="CSV path; the JSON goes beside it")
-  args = p.parse_args(argv)
+  return p.parse_args(argv)
+
+
+if __name__ == "__main__":  # before the heavy imports: a signal while JAX loads is one line too, and --help and
+  cli.exit_on_signals()     # malformed flags are answered without loading JAX
+  _parse(sys.argv[1:])
+
+import jax  # noqa: E402
+import numpy as np  # noqa: E402
+
+from lab10 import compile_cache, data, probe_grid, runs  # noqa: E402
+
+
+def main(argv=None) -> int:
+  args = _parse(argv)
+  compile_cache.enable()
   print(runs.device_summary(), flush=True)
   out = Path(args.out)
   try:

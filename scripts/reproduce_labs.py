@@ -6,11 +6,6 @@ Also the lab's "swap the activation" table: tanh, elu, selu, leaky_relu, gelu ×
 Finished runs of the same config under --workroot are reused, so an interrupted table resumes.
 """
 
-from lab10 import cli
-
-if __name__ == "__main__":  # before the heavy imports: a signal while JAX loads is one line too
-  cli.exit_on_signals('; finished runs are reused when it runs again')
-
 import argparse
 import dataclasses
 import os
@@ -18,9 +13,30 @@ import platform
 import sys
 from pathlib import Path
 
-import jax
+from lab10 import cli, flags
 
-from lab10 import config, data, labs, runs  # noqa: E402
+
+def _parse(argv) -> argparse.Namespace:
+  p = flags.OneLineParser(description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+  p.add_argument("--seeds", type=int, default=5, help="seeds per preset")
+  p.add_argument("--swap_seeds", type=int, default=None, help="seeds for the activation-swap table (None: --seeds)")
+  p.add_argument("--quick", action="store_true", help="1 epoch on 5000 training examples: a smoke test")
+  p.add_argument("--only", default=None, help="comma-separated presets (None: all)")
+  p.add_argument("--no_swap", action="store_true", help="skip the activation-swap table")
+  p.add_argument("--data_dir", default=None, help="folder with the MNIST IDX files (None: the bundled copy)")
+  p.add_argument("--out", default="figures", help="folder for labs.md and labs.json")
+  p.add_argument("--workroot", default="runs/labs", help="folder of the runs; finished ones are reused")
+  p.add_argument("--update_readme", action="store_true", help="rewrite README.md's presets table from the result")
+  return p.parse_args(argv)
+
+
+if __name__ == "__main__":  # before the heavy imports: a signal while JAX loads is one line too, and --help and
+  cli.exit_on_signals('; finished runs are reused when it runs again')  # malformed flags need no JAX
+  _parse(sys.argv[1:])
+
+import jax  # noqa: E402
+
+from lab10 import compile_cache, config, data, labs, runs  # noqa: E402
 
 SWAP_ACTIVATIONS = ("tanh", "elu", "selu", "leaky_relu", "gelu")
 SWAP_INITS = {"xavier": "glorot_uniform", "he": "he_normal"}
@@ -35,17 +51,8 @@ def _cpu_name() -> str:
 
 
 def main(argv=None) -> int:
-  p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-  p.add_argument("--seeds", type=int, default=5, help="seeds per preset")
-  p.add_argument("--swap_seeds", type=int, default=None, help="seeds for the activation-swap table (None: --seeds)")
-  p.add_argument("--quick", action="store_true", help="1 epoch on 5000 training examples: a smoke test")
-  p.add_argument("--only", default=None, help="comma-separated presets (None: all)")
-  p.add_argument("--no_swap", action="store_true", help="skip the activation-swap table")
-  p.add_argument("--data_dir", default=None, help="folder with the MNIST IDX files (None: the bundled copy)")
-  p.add_argument("--out", default="figures", help="folder for labs.md and labs.json")
-  p.add_argument("--workroot", default="runs/labs", help="folder of the runs; finished ones are reused")
-  p.add_argument("--update_readme", action="store_true", help="rewrite README.md's presets table from the result")
-  args = p.parse_args(argv)
+  args = _parse(argv)
+  compile_cache.enable()
   presets = args.only.split(",") if args.only else list(config.PRESETS)
   try:
     overrides = dict(epochs=1) if args.quick else {}

@@ -1,23 +1,26 @@
 #!/usr/bin/env python
-"""Train many models of one architecture at once (vmap): seeds × init gains × learning rates → lab10.sweep.run.
+"""Train many models of one architecture at once: seeds × init gains × learning rates → lab10.sweep.run.
 
 Example: python scripts/sweep.py --preset lab10-4-deep --seeds 0:8 --init_gains 0.5,1,2
 Exit status 2 on bad input, 4 when a file cannot be written (lab10.cli).
 """
+
+import sys
 
 from lab10 import cli
 
 if __name__ == "__main__":  # before the heavy imports: a signal while JAX loads is one line too
   cli.exit_on_signals()
 
-import sys
-
-from lab10 import config, data, devices, sweep, workdir  # noqa: E402
+from lab10 import config, flags  # noqa: E402  (no JAX: --help and malformed flags are answered at once)
 
 
 def main(argv=None) -> int:
-  args = sweep.parser(__doc__).parse_args(argv)
+  args = flags.sweep_parser(__doc__).parse_args(argv)
+  from lab10 import compile_cache, data, devices, sweep, workdir  # the flags parse: load JAX now
+
   devices.initialize_distributed(args.distributed)
+  compile_cache.enable()
   try:
     configs = sweep.from_args(args)
     sweep.run(configs, workdir=configs[0].workdir or workdir.default(f"sweep-{configs[0].preset or configs[0].model}"))

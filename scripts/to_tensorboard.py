@@ -5,17 +5,27 @@ as --tensorboard writes them while training (lab10.tensorboard). View them with:
 Exit status 0 done, 2 bad input (no run directory, or OUT already holds event files), 4 a file could not be written.
 """
 
+import argparse
 import sys
 
-from lab10 import cli, config, flags, runs, tensorboard, workdir
+from lab10 import cli, config, flags
+
+
+def _parse(argv) -> argparse.Namespace:
+  p = flags.OneLineParser(description=__doc__)  # argparse errors in one line, exit 2
+  p.add_argument("run_dir", metavar="RUN_DIR", help="a run directory of scripts/train.py (or one model of a sweep)")
+  p.add_argument("--out", default=None, help="folder for the event files (default: RUN_DIR/tensorboard)")
+  return p.parse_args(argv)
+
+
+if __name__ == "__main__":  # --help and malformed flags are answered without loading JAX
+  _parse(sys.argv[1:])
+
+from lab10 import runs, tensorboard  # noqa: E402
 
 
 def main(argv=None) -> int:
-  p = flags.OneLineParser(description=__doc__)  # argparse errors in one line, exit 2
-  p.add_argument("run_dir", metavar="RUN_DIR", help="a run directory of scripts/train.py (or one model of a sweep)")
-  p.add_argument("--out", default=None,
-                 help=f"folder for the event files (default: RUN_DIR/{workdir.TENSORBOARD})")
-  args = p.parse_args(argv)
+  args = _parse(argv)
   try:
     out = tensorboard.convert(args.run_dir, args.out)
   except (config.ConfigError, runs.RunError) as e:

@@ -13,22 +13,30 @@ from lab10 import cli
 if __name__ == "__main__":  # before the heavy imports: Ctrl-C while JAX loads is one line too
   cli.exit_on_signals("; continue with the same --workdir and --resume")
 
-import jax  # noqa: E402
-
-from lab10 import config, data, devices, divergence, flags, runs, train  # noqa: E402
+from lab10 import config, flags  # noqa: E402  (no JAX: --help and bad flags are answered at once)
 
 
 def main(argv=None) -> int:
-  args = devices.add_flags(flags.parser(__doc__)).parse_args(argv)
+  args = flags.add_distributed(flags.parser(__doc__)).parse_args(argv)
+  try:
+    run_config = flags.from_args(args)
+  except config.ConfigError as e:
+    print(f"error: {e}", file=sys.stderr)
+    return cli.BAD_INPUT
+  import jax  # the flags are good: load JAX now
+
+  from lab10 import compile_cache, data, devices, divergence, runs, train
+
   try:
     devices.initialize_distributed(args.distributed, args.coordinator, args.num_processes, args.process_id)
   except ValueError as e:  # JAX's own message: "Number of processes must be defined.", a process_id out of range
     print(f"error: --distributed: {e} (give --coordinator, --num_processes and --process_id)", file=sys.stderr)
     return cli.BAD_INPUT
+  compile_cache.enable()
   if devices.native_log:
     print(f"XLA's own log lines: {devices.native_log}", flush=True)
   try:
-    train.fit(flags.from_args(args))
+    train.fit(run_config)
   except (config.ConfigError, data.DataError, runs.RunError) as e:
     print(f"error: {e}", file=sys.stderr)
     return cli.BAD_INPUT

@@ -9,7 +9,7 @@ import sys
 import jax
 import numpy as np
 
-from lab10 import devices
+from lab10 import devices, flags
 
 from conftest import ROOT
 
@@ -30,7 +30,7 @@ def test_one_device_has_no_mesh_and_every_helper_is_the_identity():
 def test_distributed_flag_parses():
   import argparse
 
-  parser = devices.add_flags(argparse.ArgumentParser())
+  parser = flags.add_distributed(argparse.ArgumentParser())
   assert parser.parse_args([]).distributed is False and parser.parse_args(["--distributed"]).distributed is True
 
 

@@ -17,14 +17,14 @@ def test_ci_runs_the_readme_install_and_test_commands():
 
 def _flags_of(script: str) -> set[str]:
   """The flags scripts/<script> accepts: its own add_argument calls, plus Config's where it parses those."""
-  from lab10 import devices, flags, sweep
+  from lab10 import flags
 
   source = (ROOT / "scripts" / script).read_text()
   found = set(re.findall(r'add_argument\(\s*"--([a-z_]+)"', source))
-  if "sweep.parser(" in source:
-    found |= {a.dest for a in sweep.parser("")._actions}
+  if "flags.sweep_parser(" in source:
+    found |= {a.dest for a in flags.sweep_parser("")._actions}
   elif "flags.parser(" in source:
-    found |= {a.dest for a in devices.add_flags(flags.parser(""))._actions}
+    found |= {a.dest for a in flags.add_distributed(flags.parser(""))._actions}
   return found
 
 

@@ -20,6 +20,7 @@ def test_benchmark_script_writes_its_table_and_json(tmp_path):
   out = tmp_path / "bench"
   result = subprocess.run([sys.executable, str(ROOT / "scripts" / "benchmark.py"), "--steps", "4", "--model_steps", "8",
                            "--sweep_sizes", "2", "--repeats", "1", "--width", "16", "--matmul", "64", "--torch_threads", "1",
+                           "--starts", "1", "--start_flags", "--dataset synthetic --width 16 --epochs 1",
                            "--out", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=300)
   assert result.returncode == 0, result.stderr
   report = json.loads(out.with_suffix(".json").read_text())
@@ -33,6 +34,16 @@ def test_benchmark_script_writes_its_table_and_json(tmp_path):
   every_10, off = rows["lab10 (stats every 10 steps)"], rows["lab10 (stats off)"]  # one repeat: paired = minima
   assert every_10["overhead_paired"] == pytest.approx(every_10["repeats_s"][0] / off["repeats_s"][0] - 1)
   assert every_10["overhead_min"] == pytest.approx(every_10["overhead_paired"])
+  assert m2["of_single"] == pytest.approx(m2["model_steps_per_s"] / off["model_steps_per_s"])
+  # One cold and one warm start of train.py (CPU of the child processes), and two fits in this process.
+  (pair,) = report["starts"]["pairs"]
+  assert 0 < pair["warm"]["cpu_s"] and 0 < pair["cold"]["cpu_s"]
+  assert report["starts"]["warm_over_cold_cpu"] == pytest.approx(pair["warm"]["cpu_s"] / pair["cold"]["cpu_s"])
+  assert 0 < report["starts"]["help_cpu_s"]
+  fits = report["fit_compile"]
+  assert fits["compile_s"] == pytest.approx(fits["first_fit_s"] - fits["second_fit_s"]) and fits["second_fit_s"] > 0
+  text = out.with_suffix(".md").read_text()
+  assert "train.py --dataset synthetic --width 16 --epochs 1: cold start" in text and "train.py --help:" in text
 
 
 def _dot_flops(jaxpr) -> tuple[int, int]:

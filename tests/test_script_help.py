@@ -40,3 +40,21 @@ def test_help_shows_the_default(name, flag, default):
 
 def test_stats_step_is_called_global_in_the_help():
   assert "step is global" in _help("train")
+
+
+SCRIPTS = ("train", "sweep", "make_figures", "reproduce_labs", "probe_init", "to_tensorboard", "benchmark")
+
+
+@pytest.mark.parametrize("name", SCRIPTS)
+def test_help_and_malformed_flags_are_answered_without_importing_jax(name):
+  import subprocess
+  import sys
+
+  from conftest import ROOT
+
+  for args, status in ((["--help"], 0), (["--no_such_flag"], 2)):
+    done = subprocess.run([sys.executable, "-X", "importtime", f"scripts/{name}.py", *args], cwd=ROOT,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == status, done.stderr[-500:]
+    imported = {line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines() if line.startswith("import time:")}
+    assert "lab10.flags" in imported and not {"jax", "flax", "optax"} & imported, (name, args)

@@ -68,7 +68,7 @@ def train_probed(c: config_lib.Config, ds: data.Dataset, *, steps: int, every: i
   each logged training minibatch in train mode."""
   s = train.setup(c, ds.input_shape, ds.num_classes)
   steps_per_epoch = len(ds.train_y) // c.batch_size
-  run_epoch = train.make_epoch(step_lib.make_train_step(s.graphdef, s.tx), c.batch_size)
+  run_epoch = train.epoch_for(c, s)  # compiled once per network in this process
   run_probe = jax.jit(lambda state: probe(nnx.merge(s.graphdef, state.params, state.rest)) if probe else {})
   x, y = jax.device_put(ds.train_x), jax.device_put(ds.train_y)
   out = {"steps": [0], "loss": [], "accuracy": [], "probes": [jax.device_get(run_probe(s.state))]}
@@ -91,13 +91,13 @@ def train_probed(c: config_lib.Config, ds: data.Dataset, *, steps: int, every: i
     losses, accuracies = [], []
     if done >= steps:
       break
-  evaluate = train.make_evaluate(s.graphdef)
+  evaluate = train.evaluate_for(s.graphdef)
   out["test_accuracy"] = float(evaluate(state.params, state.rest, ds.test_x, ds.test_y)["accuracy"])
   return out
 
 
 def train_seeds(c: config_lib.Config, seeds, ds: data.Dataset, *, steps: int, every: int) -> dict:
-  """``c`` trained for each of ``seeds`` at once: ``lab10.sweep``'s vmapped models (model i is ``c`` with seed
+  """``c`` trained for each of ``seeds`` at once as ``lab10.sweep`` trains its models (model i is ``c`` with seed
   ``seeds[i]``, its init and data order as ``fit``'s), ``steps`` minibatch steps. Returns ``steps`` (the points
   every ``every`` steps), ``loss`` and ``accuracy`` as arrays (points, models) of means over each piece of
   ``every`` training steps, and ``test_accuracy`` (models,) at the end."""
@@ -106,9 +106,9 @@ def train_seeds(c: config_lib.Config, seeds, ds: data.Dataset, *, steps: int, ev
   epoch = train.make_epoch(step_lib.make_train_step(graphdef, tx), c.batch_size)
 
   @functools.cache
-  def pieces_of(count: int):  # the models' epoch pieces of ``count`` steps, one vmap over the models
-    return jax.jit(jax.vmap(lambda s, x, y, k, e, start: epoch(s, x, y, k, e, start, count),
-                            in_axes=(0, None, None, 0, None, None)))
+  def pieces_of(count: int):  # the models' epoch pieces of ``count`` steps (sweep.over_models: vmap or in turn)
+    return jax.jit(sweep.over_models(lambda s, x, y, k, e, start: epoch(s, x, y, k, e, start, count),
+                                     (0, None, None, 0, None, None)))
 
   steps_per_epoch = len(ds.train_y) // c.batch_size
   out, losses, accuracies, done = {"steps": [], "loss": [], "accuracy": []}, [], [], 0
