@@ -240,10 +240,15 @@ def correlation_depth_scale(phi: Activation, sigma_w2, sigma_b2):
   return depth_scale(np.minimum(chi_c, 1.0))  # χ_c < 1 in the chaotic phase; rounding can put it just above
 
 
+CHI1_AT_DIVERGENCE_TOL = 1e-6  # χ₁ this close to 1 where q* starts to diverge counts as reaching it (ReLU)
+
+
 def critical_sigma_w2(phi: Activation, sigma_b2, low: float = 0.5, high: float = 4.0, tol: float = 1e-9):
   """The σ_w² with χ₁ = 1 (edge of chaos) at bias variance σ_b², by bisection on χ₁(σ_w²) − 1 within
   [low, high] to ``tol`` (elementwise over an array ``sigma_b2``). Raises ValueError where χ₁ − 1 does not
-  change sign across [low, high]."""
+  change sign across [low, high], and where the bisection ends at the σ_w² beyond which q* diverges (χ₁
+  undefined) with χ₁ still short of 1 below it: no χ₁ = 1 point with a finite q* (GELU, SiLU at small σ_b²).
+  For ReLU with σ_b² > 0, χ₁ = σ_w²/2 → 1 as q* → ∞ at σ_w² → 2, and 2 is returned."""
   sigma_b2 = np.asarray(sigma_b2, np.float64)
   low, high = np.full(sigma_b2.shape, low), np.full(sigma_b2.shape, high)
   outside = (np.asarray(chi1(phi, low, sigma_b2)) >= 1.0) | (np.asarray(chi1(phi, high, sigma_b2)) < 1.0)
@@ -252,6 +257,13 @@ def critical_sigma_w2(phi: Activation, sigma_b2, low: float = 0.5, high: float =
                      f"at σ_b² = {sigma_b2[outside] if sigma_b2.ndim else sigma_b2}; widen low/high")
   while np.max(high - low) > tol:
     mid = 0.5 * (low + high)
-    below = np.asarray(chi1(phi, mid, sigma_b2)) < 1.0
+    below = np.asarray(chi1(phi, mid, sigma_b2)) < 1.0  # (NaN where q* = inf: not below)
     low, high = np.where(below, mid, low), np.where(below, high, mid)
+  diverges = np.isinf(np.asarray(fixed_point(phi, high, sigma_b2)))
+  short = diverges & (np.abs(np.asarray(chi1(phi, low, sigma_b2)) - 1.0) > CHI1_AT_DIVERGENCE_TOL)
+  if np.any(short):
+    raise ValueError(f"critical_sigma_w2: at σ_b² = {sigma_b2[short] if sigma_b2.ndim else sigma_b2}, q* diverges "
+                     f"for σ_w² above {low[short].flat[0]:.6g} while χ₁ is still "
+                     f"{np.asarray(chi1(phi, low, sigma_b2))[short].flat[0]:.6g} below it: χ₁ = 1 is not reached "
+                     "with a finite q*")
   return quadrature.out(0.5 * (low + high))

@@ -143,7 +143,7 @@ def run(configs: Sequence[config_lib.Config], dataset: data.Dataset | None = Non
   config_lib.check_batch_size(base, len(ds.train_y), ds.name)
   with workdir_lib.Lock(folder):  # one process per sweep folder; the plan again, under the lock
     if workdir_lib.plan_sweep(configs, folder, locked=True) == "new":
-      workdir_lib.prepare_sweep(folder)
+      workdir_lib.prepare_sweep(folder, [Path(c.workdir).name for c in configs])
     return _train(configs, ds, folder, verbose)
 
 

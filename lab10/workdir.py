@@ -169,6 +169,8 @@ def plan(config: config_lib.Config, workdir: Path, locked: bool = False) -> str:
 
 
 SWEEP_TABLES = ("summary.csv", "summary.md")
+# A sweep writes this first: the model folders it lists are the sweep's own, the only ones --overwrite deletes.
+SWEEP_MODELS = "sweep.json"
 
 
 def plan_sweep(configs: list[config_lib.Config], folder: Path, locked: bool = False) -> str:
@@ -181,8 +183,16 @@ def plan_sweep(configs: list[config_lib.Config], folder: Path, locked: bool = Fa
     raise config_lib.ConfigError(f"--workdir {folder} cannot be created or written")
   if not locked:
     _check_not_in_use(folder)
+  if (folder / CONFIG).exists():
+    raise config_lib.ConfigError(f"--workdir {folder} is the run directory of one model (train.py); a sweep needs a "
+                                 "folder of its own: choose another --workdir")
   base = configs[0]
   held = [p.name for p in sorted(folder.iterdir()) if (p / CONFIG).exists()] if folder.is_dir() else []
+  others = [name for name in held if name not in _sweep_models(folder)]
+  if others:  # never replaced, not even with --overwrite: they are not this sweep's to delete
+    raise config_lib.ConfigError(f"--workdir {folder} holds runs no sweep there wrote ({', '.join(others[:3])}"
+                                 f"{', …' if len(others) > 3 else ''}); a sweep replaces only its own models: choose "
+                                 "another --workdir")
   finished = all((folder / name).exists() for name in SWEEP_TABLES)
   if base.overwrite or not (held or finished):
     return "new"
@@ -201,15 +211,27 @@ def plan_sweep(configs: list[config_lib.Config], folder: Path, locked: bool = Fa
   return "done"
 
 
-def prepare_sweep(folder: Path) -> None:
-  """Delete an earlier sweep's tables and model runs in ``folder`` (--overwrite; nothing else is touched)."""
+def _sweep_models(folder: Path) -> list[str]:
+  """The model folders the sweep in ``folder`` wrote (its SWEEP_MODELS list; none if there is no sweep)."""
+  try:
+    return list(runs.read_json(folder / SWEEP_MODELS)["models"])
+  except (OSError, ValueError, KeyError, TypeError, runs.RunError):
+    return []
+
+
+def prepare_sweep(folder: Path, models: list[str]) -> None:
+  """Delete an earlier sweep's tables and the model runs it listed in ``folder`` (--overwrite; nothing else is
+  touched), then list ``models`` as this sweep's."""
   for name in SWEEP_TABLES:
     (folder / name).unlink(missing_ok=True)
-  for model in folder.iterdir():
-    if (model / CONFIG).exists():
+  for name in _sweep_models(folder):
+    model = folder / name
+    if (model / CONFIG).exists() and not model.is_symlink():
       prepare(model, "new")
       if not any(model.iterdir()):
         model.rmdir()
+  folder.mkdir(parents=True, exist_ok=True)
+  runs.write_json(folder / SWEEP_MODELS, {"models": list(models)})
 
 
 def prepare(workdir: Path, plan: str, run_info: dict | None = None) -> None:

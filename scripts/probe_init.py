@@ -26,6 +26,9 @@ def _check(flag: str, values: list[int], what: str) -> None:
       raise config.ConfigError(f"--{flag} {v} is out of range; expected {what}")
 
 
+MAX_BYTES = 8 << 30  # the kernels of the largest network's seeds, all drawn at once
+
+
 def _parse(argv) -> argparse.Namespace:
   # argparse errors in one line, exit 2; --help shows every default
   p = flags.OneLineParser(description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -39,8 +42,20 @@ def _parse(argv) -> argparse.Namespace:
   p.add_argument("--mnist", action="store_true",
                  help="a fixed batch of MNIST training images (the bundled copy) instead of Gaussian N(0, 1) inputs")
   p.add_argument("--data_dir", default=None, help="another MNIST IDX folder (implies --mnist)")
-  p.add_argument("--out", default="probe_init.csv", help="CSV path; the JSON goes beside it")
-  return p.parse_args(argv)
+  p.add_argument("--out", default="runs/probe_init.csv", help="CSV path; the JSON goes beside it")
+  p.add_argument("--overwrite", action="store_true", help="replace --out (and its JSON) if they exist")
+  args = p.parse_args(argv)
+  out = Path(args.out)
+  if not args.out.strip() or args.out.endswith("/") or out.is_dir():
+    p.error(f"--out {args.out!r} is not a file path; give one such as runs/probe_init.csv")
+  existing = [str(f) for f in (out, out.with_suffix(".json")) if f.exists()]
+  if existing and not args.overwrite:
+    p.error(f"--out: {' and '.join(existing)} exist(s); pass --overwrite to replace, or choose another --out")
+  params = 4 * args.seeds * max(args.depths, default=1) * max(args.widths, default=1) ** 2  # bytes of the kernels
+  if params > MAX_BYTES:
+    p.error(f"--widths {max(args.widths)} with --depths {max(args.depths)} and --seeds {args.seeds} needs "
+            f"{params / 2**30:.0f} GiB of kernels, more than {MAX_BYTES / 2**30:.0f} GiB; choose smaller values")
+  return args
 
 
 if __name__ == "__main__":  # before the heavy imports: a signal while JAX loads is one line too, and --help and

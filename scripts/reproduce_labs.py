@@ -14,6 +14,10 @@ import sys
 from pathlib import Path
 
 from lab10 import cli, flags
+from lab10.config import PRESETS  # (no JAX)
+
+ROOT = Path(__file__).resolve().parents[1]
+COMMITTED = "figures"  # the committed table: figures/labs.{md,json}, and README.md's presets table
 
 
 def _parse(argv) -> argparse.Namespace:
@@ -24,10 +28,35 @@ def _parse(argv) -> argparse.Namespace:
   p.add_argument("--only", default=None, help="comma-separated presets (None: all)")
   p.add_argument("--no_swap", action="store_true", help="skip the activation-swap table")
   p.add_argument("--data_dir", default=None, help="folder with the MNIST IDX files (None: the bundled copy)")
-  p.add_argument("--out", default="figures", help="folder for labs.md and labs.json")
-  p.add_argument("--workroot", default="runs/labs", help="folder of the runs; finished ones are reused")
-  p.add_argument("--update_readme", action="store_true", help="rewrite README.md's presets table from the result")
-  return p.parse_args(argv)
+  p.add_argument("--out", default=None,
+                 help=f"folder for labs.md and labs.json (None: {COMMITTED} for the complete table, every preset and "
+                      "the swap table at full scale; runs/labs-quick or runs/labs-partial otherwise)")
+  p.add_argument("--workroot", default=None,
+                 help="folder of the runs; finished ones are reused (None: runs/labs, runs/labs-quick with --quick)")
+  p.add_argument("--update_readme", action="store_true",
+                 help="rewrite README.md's presets table from the result (the complete table only)")
+  args = p.parse_args(argv)
+  for flag in ("seeds", "swap_seeds"):
+    if getattr(args, flag) is not None and getattr(args, flag) < 1:
+      p.error(f"--{flag} {getattr(args, flag)} is out of range; expected an integer >= 1")
+  if args.only is not None:
+    args.only = args.only.split(",")
+    unknown = [name for name in args.only if name not in PRESETS]
+    if unknown:
+      p.error(f"--only {','.join(args.only)}: unknown preset(s) {', '.join(map(repr, unknown))}; choose from: "
+              f"{', '.join(PRESETS)}")
+  complete = not (args.quick or args.no_swap or (args.only is not None and set(args.only) != set(PRESETS)))
+  if not complete and (args.update_readme or (args.out is not None and Path(args.out).resolve() == ROOT / COMMITTED)):
+    what = "--update_readme" if args.update_readme else f"--out {args.out}"
+    p.error(f"{what} takes the complete table (every preset and the swap table, without --quick); this run makes a "
+            "part of it: drop the flag, or write it elsewhere with --out")
+  args.out = args.out or (COMMITTED if complete else "runs/labs-quick" if args.quick else "runs/labs-partial")
+  args.workroot = args.workroot or ("runs/labs-quick" if args.quick else "runs/labs")
+  if Path(args.workroot).exists() and not Path(args.workroot).is_dir():
+    p.error(f"--workroot {args.workroot} exists and is not a folder")
+  if Path(args.out).exists() and not Path(args.out).is_dir():
+    p.error(f"--out {args.out} exists and is not a folder")
+  return args
 
 
 if __name__ == "__main__":  # before the heavy imports: a signal while JAX loads is one line too, and --help and
@@ -52,8 +81,14 @@ def _cpu_name() -> str:
 
 def main(argv=None) -> int:
   args = _parse(argv)
+  if args.update_readme:  # checked before any training
+    text = (ROOT / "README.md").read_text()
+    if labs.README_START not in text or labs.README_END not in text:
+      print(f"error: --update_readme: README.md has no presets-table markers ({labs.README_START} … "
+            f"{labs.README_END}) to replace", file=sys.stderr)
+      return 2
   compile_cache.enable()
-  presets = args.only.split(",") if args.only else list(config.PRESETS)
+  presets = args.only or list(config.PRESETS)
   try:
     overrides = dict(epochs=1) if args.quick else {}
     configs = {name: config.with_preset(name, data_dir=args.data_dir, **overrides) for name in presets}
@@ -85,7 +120,7 @@ def main(argv=None) -> int:
   runs.write_json(out / "labs.json", result)
   runs.write_text(out / "labs.md", labs.report(result))
   if args.update_readme:
-    readme = Path("README.md")
+    readme = ROOT / "README.md"
     text = readme.read_text()
     start_at, end_at = text.index(labs.README_START), text.index(labs.README_END) + len(labs.README_END)
     runs.write_text(readme, text[:start_at] + labs.readme_table(result) + text[end_at:])

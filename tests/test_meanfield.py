@@ -220,3 +220,19 @@ def test_fixed_point_refuses_to_return_an_unconverged_value():
     meanfield.correlation_fixed_point(jnp.tanh, 2.5, 0.05, max_iter=1)
   with pytest.raises(ValueError, match="not crossed"):
     meanfield.critical_sigma_w2(jnp.tanh, 0.05, low=2.0)
+
+
+def test_critical_sigma_w2_is_the_true_edge_or_a_clear_error_where_q_star_diverges_first():
+  # ReLU-like: χ₁ = σ_w²(1 + a²)/2 → 1 exactly where q* starts to diverge (σ_b² > 0).
+  assert meanfield.critical_sigma_w2(activations.get("relu"), 0.05) == pytest.approx(2.0, abs=1e-8)
+  slope = activations.DEFAULT_LEAKY_SLOPE
+  assert meanfield.critical_sigma_w2(activations.get("leaky_relu"), 0.05) == pytest.approx(2 / (1 + slope**2), abs=1e-8)
+  # GELU and SiLU: q* diverges while χ₁ is still below 1 (it was returned as if critical: 2.2341, 2.6702).
+  for name, where in (("gelu", "2.23413"), ("silu", "2.67022")):
+    with pytest.raises(ValueError, match=f"q\\* diverges for σ_w² above {where} while χ₁ is still 0.7"):
+      meanfield.critical_sigma_w2(activations.get(name), 0.05)
+  # Where χ₁ = 1 has a finite q*, the answer is a genuine crossing.
+  for name in ("tanh", "elu", "selu", "softsign"):
+    phi = activations.get(name)
+    w2 = meanfield.critical_sigma_w2(phi, 0.05)
+    assert np.isfinite(meanfield.fixed_point(phi, w2, 0.05)) and meanfield.chi1(phi, w2, 0.05) == pytest.approx(1, abs=1e-6)

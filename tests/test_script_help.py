@@ -16,7 +16,7 @@ DEFAULTS = [
     ("probe_init", "--batch", "300"), ("probe_init", "--seeds", "4"), ("probe_init", "--widths", "1000"),
     ("probe_init", "--activations", "tanh,relu"),
     ("make_figures", "--scale", "full"), ("make_figures", "--quick", "False"),
-    ("reproduce_labs", "--seeds", "5"), ("reproduce_labs", "--workroot", "runs/labs"),
+    ("reproduce_labs", "--seeds", "5"), ("reproduce_labs", "--workroot", "None"),
     ("benchmark", "--steps", "550"), ("benchmark", "--repeats", "5"),
 ]
 

@@ -28,6 +28,10 @@ BAD_INPUTS = [
     (["--seeds", "0"], "--seeds 0 is out of range; expected an integer >= 1"),
     (["--batch", "0"], "--batch 0 is out of range; expected an integer >= 1"),
     (["--out", "{tmp}/file/init.csv"], "--out {tmp}/file/init.csv: cannot create its folder"),
+    (["--out", ""], "--out '' is not a file path"),
+    (["--out", "{tmp}"], "--out '{tmp}' is not a file path"),
+    (["--out", "{tmp}/file"], "--out: {tmp}/file exist(s); pass --overwrite to replace, or choose another --out"),
+    (["--widths", "100000000"], "--widths 100000000 with --depths 2 and --seeds 1 needs"),
 ]
 
 
@@ -39,6 +43,7 @@ def test_bad_input_exits_2_with_one_line_naming_it(flags, message, tmp_path):
   status, lines = cli.main("probe_init", *BASE, *out, *flags)
   assert status == 2 and len(lines) == 1 and message.format(tmp=tmp_path) in lines[0], lines
   assert not (tmp_path / "out").exists(), "a rejected probe must not write"
+  assert (tmp_path / "file").read_text() == "x"
 
 
 def test_probe_init_writes_one_row_per_network_and_layer(tmp_path):

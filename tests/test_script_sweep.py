@@ -89,7 +89,28 @@ def test_a_sweep_folder_is_refused_resumed_when_finished_or_overwritten(tmp_path
   assert before == {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file() and p.name != "lock"}
   assert cli.main("sweep", *BASE, "--seeds", "3", "--workdir", str(tmp_path), "--overwrite") == (0, [])
   assert sorted(p.name for p in tmp_path.iterdir()) == ["lock", "notes.txt", "seed3_gain1_lr0.001", "summary.csv",
-                                                        "summary.md"]
+                                                        "summary.md", "sweep.json"]
+
+
+def test_overwrite_never_deletes_runs_that_no_sweep_wrote(tmp_path):
+  # Two train.py runs in runs/: a sweep with --overwrite there must not take them for its models.
+  for name in ("a", "b"):
+    assert cli.main("train", *BASE, "--workdir", str(tmp_path / name)) == (0, [])
+  before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file() and p.name != "lock"}
+  for flags in ([], ["--overwrite"]):
+    status, lines = cli.main("sweep", *BASE, "--seeds", "0,1", "--workdir", str(tmp_path), *flags)
+    assert status == 2 and lines == [f"error: --workdir {tmp_path} holds runs no sweep there wrote (a, b); a sweep "
+                                     "replaces only its own models: choose another --workdir"], lines
+  status, lines = cli.main("sweep", *BASE, "--seeds", "0,1", "--workdir", str(tmp_path / "a"), "--overwrite")
+  assert status == 2 and lines == [f"error: --workdir {tmp_path / 'a'} is the run directory of one model (train.py); "
+                                   "a sweep needs a folder of its own: choose another --workdir"]
+  assert before == {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file() and p.name != "lock"}
+  # A sweep's own folder: --overwrite replaces its models, and a train.py run added there is refused as foreign.
+  assert cli.main("sweep", *BASE, "--seeds", "0,1", "--workdir", str(tmp_path / "s")) == (0, [])
+  assert cli.main("train", *BASE, "--workdir", str(tmp_path / "s" / "mine")) == (0, [])
+  status, lines = cli.main("sweep", *BASE, "--seeds", "0,1", "--workdir", str(tmp_path / "s"), "--overwrite")
+  assert status == 2 and "holds runs no sweep there wrote (mine)" in lines[0]
+  assert (tmp_path / "s" / "mine" / "config.json").exists()
 
 
 def test_a_sweep_folder_in_use_is_refused_naming_the_holder(tmp_path):
