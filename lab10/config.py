@@ -183,21 +183,22 @@ def validate(c: Config) -> Config:
 MEMORY_SHARE = 0.5  # of a device's memory that parameters, gradients and Adam's two moments may take
 
 
-def check_model_size(c: Config, input_shape: Sequence[int], num_classes: int) -> None:
-  """ConfigError if the model's parameters (counted from shapes alone, nothing allocated), with gradients and
-  optimizer state (×4), would take more than half the memory of the first device."""
+def check_model_size(c: Config, input_shape: Sequence[int], num_classes: int, models: int = 1) -> None:
+  """ConfigError if ``models`` copies of the model's parameters (counted from shapes alone, nothing allocated),
+  with gradients and optimizer state (×4), would take more than half the memory of the first device."""
   import jax
   from flax import nnx
 
   model = nnx.eval_shape(lambda: make_model(c, input_shape, num_classes, nnx.Rngs(params=0)))
   n = sum(math.prod(v.shape) for v in jax.tree.leaves(nnx.state(model, nnx.Param)))
-  need = 4 * n * 4  # float32: parameters, gradients, two Adam moments
+  need = 4 * n * 4 * models  # float32: parameters, gradients, two Adam moments
   device = jax.local_devices()[0]  # another process's device has no memory stats here
   stats = device.memory_stats() or {}
   memory = stats.get("bytes_limit") or os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
   if need > MEMORY_SHARE * memory:
     raise ConfigError(f"--width {_shown(c.width)} --depth {c.depth} gives a model of {n:,} parameters "
-                      f"({need / 2**30:.1f} GiB with gradients and optimizer state), more than half the "
+                      f"({need / 2**30:.1f} GiB with gradients and optimizer state"
+                      f"{f' for {models} models' if models > 1 else ''}), more than half the "
                       f"{memory / 2**30:.1f} GiB of {device}; choose a smaller --width or --depth")
 
 

@@ -76,12 +76,19 @@ def from_args(args: argparse.Namespace) -> config_lib.Config:
   return config_lib.with_preset(args.preset, **overrides)
 
 
+def _address(text: str) -> str:
+  host, _, port = text.rpartition(":")
+  if not host or not port.isdigit() or not 0 < int(port) < 65536:
+    raise argparse.ArgumentTypeError(f"{text!r} is not HOST:PORT (e.g. 127.0.0.1:1234, a port in 1..65535)")
+  return text
+
+
 def add_distributed(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
   """--distributed and the values it needs (``lab10.devices.initialize_distributed``)."""
   parser.add_argument("--distributed", action="store_true",
                       help="join a job of several processes first (jax.distributed.initialize): detected on TPU "
                            "pods and under SLURM / Open MPI, else give --coordinator, --num_processes, --process_id")
-  parser.add_argument("--coordinator", metavar="HOST:PORT",
+  parser.add_argument("--coordinator", metavar="HOST:PORT", type=_address,
                       help="with --distributed: process 0's address, where the others join it (e.g. 127.0.0.1:1234)")
   parser.add_argument("--num_processes", type=int, metavar="N", help="with --distributed: how many processes")
   parser.add_argument("--process_id", type=int, metavar="I", help="with --distributed: this process, 0 … N − 1")

@@ -141,6 +141,7 @@ def run(configs: Sequence[config_lib.Config], dataset: data.Dataset | None = Non
     return folder
   ds = dataset or data.load(base.dataset, base.data_dir, val_size=base.val_size)
   config_lib.check_batch_size(base, len(ds.train_y), ds.name)
+  config_lib.check_model_size(base, ds.input_shape, ds.num_classes, models=len(configs))
   with workdir_lib.Lock(folder):  # one process per sweep folder; the plan again, under the lock
     if workdir_lib.plan_sweep(configs, folder, locked=True) == "new":
       workdir_lib.prepare_sweep(folder, [Path(c.workdir).name for c in configs])

@@ -17,6 +17,7 @@ each logged step once, never the epochs an earlier process logged but did not ch
 from __future__ import annotations
 
 import math
+import zipfile
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -124,6 +125,24 @@ class Writer:
     self.close()
 
 
+def _check_logs(run_dir: Path) -> None:
+  """RunError naming the first of the run's logs that cannot be read whole (before any event is written)."""
+  for path in (run_dir / workdir.METRICS, run_dir / workdir.STATS, run_dir / workdir.HISTOGRAMS):
+    if not path.exists():
+      continue
+    try:
+      if path.suffix == ".npz":
+        list(histograms(path))
+        continue
+      for record in runs.read_jsonl(path):
+        if not (isinstance(record, dict) and isinstance(record.get("epoch"), int)
+                and isinstance(record.get("step"), int)):
+          raise ValueError(f"a line without an integer epoch and step: {str(record)[:60]}")
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
+      raise runs.RunError(f"{path} cannot be read ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); "
+                          "it is damaged: nothing converted") from None
+
+
 def convert(run_dir: Path, out: Path | None = None) -> Path:
   """Event files in ``out`` (default ``run_dir/tensorboard``) from the run directory's metrics.jsonl,
   stats.jsonl and stats_histograms.npz, as ``--tensorboard`` would have written them; returns ``out``.
@@ -134,6 +153,7 @@ def convert(run_dir: Path, out: Path | None = None) -> Path:
     raise runs.RunError(f"{run_dir} does not exist or is not a folder; expected a lab10 run directory")
   if not (run_dir / workdir.METRICS).exists():
     raise runs.RunError(f"{run_dir} holds no {workdir.METRICS}: not a lab10 run directory (or no epoch has ended)")
+  _check_logs(run_dir)
   if out.is_dir() and any(out.glob(EVENT_FILES)):
     raise config_lib.ConfigError(f"{out} already holds TensorBoard event files (from --tensorboard or an earlier "
                                  "conversion); delete them, or pass another --out")

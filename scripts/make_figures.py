@@ -43,6 +43,10 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     args.scale = "quick"
   if args.time_limit is not None and args.time_limit < 0:
     p.error(f"--time_limit {args.time_limit:g} is negative; expected minutes ≥ 0")
+  if args.data_dir is not None and not Path(args.data_dir).expanduser().is_dir():
+    p.error(f"--data_dir {args.data_dir} does not exist or is not a folder; expected the folder of the MNIST IDX files")
+  if args.out is not None and Path(args.out).exists() and not Path(args.out).is_dir():
+    p.error(f"--out {args.out} exists and is not a folder")
   return args
 
 
@@ -69,14 +73,23 @@ def _draw(figure: Figure, data: dict, stem: Path) -> None:
   plotting.close(fig)
 
 
+class BadRecord(Exception):
+  """A figure's saved JSON that --redraw cannot read."""
+
+
 def _redraw(figure: Figure, out: Path) -> None:
   """Redraw from the saved JSON's data; its measured numbers, command and time are kept, its statement refreshed."""
   path = out / f"{figure.name}.json"
   if not path.exists():
     print(f"{figure.name}: skipped: no {path} to redraw from", flush=True)
     return
-  record = json.loads(path.read_text())
-  _draw(figure, record["data"], out / figure.name)
+  try:
+    record = json.loads(path.read_text())
+    data = record["data"]
+  except (ValueError, KeyError, TypeError) as e:
+    raise BadRecord(f"{path} cannot be read as a figure's record ({type(e).__name__}: {str(e).splitlines()[0]}); "
+                    "make the figure again without --redraw") from None
+  _draw(figure, data, out / figure.name)
   runs.write_json(path, {**record, "statement": figure.statement()}, sort_keys=False)
   print(f"{figure.name}: redrawn from {path}", flush=True)
 
@@ -139,7 +152,11 @@ def main(argv=None) -> int:
     for i, name in enumerate(names, 1):
       bar.set_postfix_str(name)
       if args.redraw:
-        _redraw(FIGURES[name], out)
+        try:
+          _redraw(FIGURES[name], out)
+        except BadRecord as e:
+          print(f"error: {e}", file=sys.stderr)
+          return 2
       else:
         print(f"figure {i}/{len(names)}: {name}{_committed_time(name, args.scale)} ...", flush=True)
         _make(FIGURES[name], args, argv)

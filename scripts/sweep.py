@@ -19,7 +19,11 @@ def main(argv=None) -> int:
   args = flags.sweep_parser(__doc__).parse_args(argv)
   from lab10 import compile_cache, data, devices, sweep, workdir  # the flags parse: load JAX now
 
-  devices.initialize_distributed(args.distributed)
+  try:
+    devices.initialize_distributed(args.distributed, args.coordinator, args.num_processes, args.process_id)
+  except (ValueError, RuntimeError) as e:  # JAX's own: "Number of processes must be defined.", process_id out of range
+    print(f"error: --distributed: {e} (give --coordinator, --num_processes and --process_id)", file=sys.stderr)
+    return 2
   compile_cache.enable()
   try:
     configs = sweep.from_args(args)

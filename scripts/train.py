@@ -29,7 +29,7 @@ def main(argv=None) -> int:
 
   try:
     devices.initialize_distributed(args.distributed, args.coordinator, args.num_processes, args.process_id)
-  except ValueError as e:  # JAX's own message: "Number of processes must be defined.", a process_id out of range
+  except (ValueError, RuntimeError) as e:  # JAX's own: "Number of processes must be defined.", process_id out of range
     print(f"error: --distributed: {e} (give --coordinator, --num_processes and --process_id)", file=sys.stderr)
     return cli.BAD_INPUT
   compile_cache.enable()

@@ -8,6 +8,7 @@ import sys
 
 import pytest
 
+import cli
 from lab10.experiments import FIGURES, MODULES
 
 from conftest import ROOT
@@ -108,3 +109,29 @@ def test_failed_checks_name_what_the_claims_contradict_or_lack():
   assert FIGURES[name].failed_checks(claims) == [FIGURES[name].checks[0].text]
   del claims["xavier_min_error"]
   assert FIGURES[name].failed_checks(claims)[1].endswith("(no claim 'xavier_min_error')")
+
+
+# (flags, what the one stderr line says); ``{tmp}`` is the test's folder, where ``file`` is a file and
+# ``bad/variance_vs_depth.json`` is not JSON.
+BAD_INPUTS = [
+    (["--only", ""], "unknown figure(s) ; choose from: variance_vs_depth"),
+    (["--only", "nope"], "unknown figure(s) nope"),
+    (["--scale", "huge"], "argument --scale: invalid choice: 'huge'"),
+    (["--time_limit", "-1"], "--time_limit -1 is negative"),
+    (["--time_limit", "x"], "argument --time_limit: invalid float value: 'x'"),
+    (["--data_dir", "{tmp}/missing"], "--data_dir {tmp}/missing does not exist or is not a folder"),
+    (["--data_dir", "{tmp}/file"], "--data_dir {tmp}/file does not exist or is not a folder"),
+    (["--out", "{tmp}/file"], "--out {tmp}/file exists and is not a folder"),
+    (["--redraw", "--only", "variance_vs_depth", "--out", "{tmp}/bad"],
+     "{tmp}/bad/variance_vs_depth.json cannot be read as a figure's record (JSONDecodeError"),
+    (["--bogus"], "unrecognized arguments: --bogus"),
+]
+
+
+@pytest.mark.parametrize("flags,message", BAD_INPUTS, ids=[" ".join(f) for f, _ in BAD_INPUTS])
+def test_bad_input_exits_2_with_one_line_naming_it(flags, message, tmp_path):
+  (tmp_path / "file").write_text("")
+  (tmp_path / "bad").mkdir()
+  (tmp_path / "bad" / "variance_vs_depth.json").write_text("{bad")
+  status, lines = cli.main("make_figures", *(f.format(tmp=tmp_path) for f in flags))
+  assert status == 2 and len(lines) == 1 and message.format(tmp=tmp_path) in lines[0], lines

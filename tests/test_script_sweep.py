@@ -38,6 +38,10 @@ BAD_INPUTS = [
     (["--log_stats_every", "5"], "--log_stats_every is for scripts/train.py"),
     (["--log_histograms"], "--log_histograms is for scripts/train.py"),
     (["--workdir", "{tmp}/file"], "--workdir {tmp}/file exists and is not a folder"),
+    (["--width", "100000000", "--seeds", "0,1"], "--width 100000000 --depth 1 gives a model of 79,500,000,010 "
+                                                 "parameters (2369.3 GiB with gradients and optimizer state for 2 models)"),
+    (["--distributed"], "--distributed: "),
+    (["--distributed", "--coordinator", "notaport"], "argument --coordinator: 'notaport' is not HOST:PORT"),
 ]
 
 

@@ -58,3 +58,24 @@ def test_bad_input_exits_2_with_one_line_naming_it(args, message, run_dir, tmp_p
   args = [a.format(tmp=tmp_path, run=run) for a in args]
   status, lines = cli.main("to_tensorboard", *args)
   assert status == 2 and len(lines) == 1 and message.format(tmp=tmp_path, run=run) in lines[0], lines
+
+
+# A copy of a finished run with one log damaged: (file, what is written into it, what the one line says).
+DAMAGED = [
+    ("metrics.jsonl", "{not json\n", "metrics.jsonl cannot be read (JSONDecodeError"),
+    ("metrics.jsonl", "[1, 2]\n", "metrics.jsonl cannot be read (ValueError: a line without an integer epoch and step"),
+    ("stats.jsonl", '{"step": 3}\n', "stats.jsonl cannot be read (ValueError: a line without an integer epoch and step"),
+    ("stats_histograms.npz", "not a zip", "stats_histograms.npz cannot be read ("),
+]
+
+
+@pytest.mark.parametrize("name,content,message", DAMAGED, ids=[f"{n}: {c!r}" for n, c, _ in DAMAGED])
+def test_damaged_logs_are_refused_in_one_line_and_nothing_is_written(name, content, message, run_dir, tmp_path):
+  run = tmp_path / "run"
+  run.mkdir()
+  for log in (workdir.METRICS, workdir.STATS):
+    (run / log).write_text(run_dir.joinpath(log).read_text())
+  (run / name).write_text(content)
+  status, lines = cli.main("to_tensorboard", str(run))
+  assert status == 2 and len(lines) == 1 and message in lines[0] and "damaged: nothing converted" in lines[0], lines
+  assert not (run / workdir.TENSORBOARD).exists()

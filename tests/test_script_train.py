@@ -38,6 +38,8 @@ def test_help_lists_every_choice():
 # Each row: flags (``{tmp}``: the test's folder, where ``file`` is a file), and what the one stderr line says.
 # Every row but the --workdir ones runs with --workdir {tmp}/run, which must not be created.
 BAD_INPUTS = [
+    (["--distributed", "--coordinator", "notaport"], "argument --coordinator: 'notaport' is not HOST:PORT"),
+    (["--distributed", "--coordinator", "host:99999"], "argument --coordinator: 'host:99999' is not HOST:PORT"),
     # names
     (["--preset", "lab10-7"], "--preset 'lab10-7' is not valid; choose from: lab10-1-softmax"),
     (["--dataset", "imagenet"], "--dataset 'imagenet' is not valid; choose from: mnist, fashion_mnist"),
