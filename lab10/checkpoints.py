@@ -99,10 +99,14 @@ class Checkpoints:
 
     cli.quiet_logs()  # orbax logs a failed save's tracebacks; runs.WriteError says it in one line
     self._ocp, self.folder, self.stamp, self._saving = ocp, Path(folder).absolute(), stamp or {}, None
+    self._keep = keep
     with runs.writing(self.folder):
-      self._manager = ocp.CheckpointManager(
-          self.folder, options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True,
-                                                            cleanup_tmp_directories=True))
+      self._manager = self._open()
+
+  def _open(self):
+    return self._ocp.CheckpointManager(
+        self.folder, options=self._ocp.CheckpointManagerOptions(max_to_keep=self._keep, create=True,
+                                                                cleanup_tmp_directories=True))
 
   def latest(self) -> int | None:
     """The newest complete checkpoint's epoch, or None."""
@@ -141,6 +145,10 @@ class Checkpoints:
     try:
       tree = self._manager.restore(epoch, args=self._ocp.args.StandardRestore(None))
     except Exception as e:  # orbax and tensorstore raise many types; say which checkpoint and why
+      # A failed restore can leave orbax's manager unable to restore any other step (an empty step folder makes
+      # it expect a Composite of items): the next restore starts from a fresh one.
+      self._manager.close()
+      self._manager = self._open()
       raise CheckpointError(f"{path} cannot be read ({e.__class__.__name__}: "
                             f"{str(e).splitlines()[0] if str(e) else ''})") from None
     actual = array_digests(tree)

@@ -67,6 +67,26 @@ class Log:
     self.histograms = self._load_histograms()
     return state, data_key
 
+  def check_statistics(self, steps_per_epoch: int, every: int) -> None:
+    """RunError unless stats.jsonl (and stats_histograms.npz, when histograms are logged) hold exactly the
+    logged steps of the epochs up to the checkpoint: a resumed run must not go on over statistics that were
+    lost (a deleted file, a cut line, a removed record)."""
+    if not every or not self.epoch:
+      return
+    expected = [(epoch - 1) * steps_per_epoch + i for epoch in range(1, self.epoch + 1)
+                for i in range(0, steps_per_epoch, every)]
+    path = self.workdir / workdir.STATS
+    found = [r.get("step") for r in runs.read_jsonl(path)] if path.exists() else []
+    logs = [(path, found)]
+    if self.edges is not None:
+      logs.append((self.workdir / workdir.HISTOGRAMS, [int(s) for s in np.concatenate(self.histograms.get("step", [[]]))]))
+    for log, steps in logs:
+      if steps != expected:
+        missing = sorted(set(expected) - set(steps))
+        raise runs.RunError(f"{log} holds {len(steps)} of the {len(expected)} logged steps of epochs 1-{self.epoch}"
+                            f"{f' (missing steps {missing[:3]}…)' if missing else ''}: resuming would lose them; "
+                            "restore the file, or pass --overwrite to start the run again")
+
   def _newest_intact(self, like) -> dict | None:
     """The newest checkpoint that passes verification, or None if there is none; damaged newer ones are
     moved to checkpoints.damaged/ with one line on stderr. RunError naming the newest if none is intact."""

@@ -328,6 +328,7 @@ def _train(config: config_lib.Config, ds: data.Dataset, path: Path, plan: str, v
         _loggers(config, path, callbacks) as callbacks):
     log = runlog.Log(path, plan, checkpoints, edges)
     state, data_key = log.restore(s.state, s.data_key)
+    log.check_statistics(steps_per_epoch, config.log_stats_every)
     state, x, y = devices.place((state, ds.train_x, ds.train_y), mesh)
     log.write_config(workdir.info(config, ds, state.params))
     if verbose:

@@ -59,13 +59,39 @@ def _writable(path: Path) -> bool:
   return path.is_dir() and os.access(path, os.W_OK | os.X_OK)
 
 
+def _lock_directory(workdir: Path, shared: bool = False) -> int | None:
+  """An open descriptor of ``workdir`` holding its ``flock`` (None where the file system cannot lock a folder);
+  BlockingIOError if another process holds it. The folder itself is locked, so deleting the lock file (which
+  only names the holder) cannot let a second process in."""
+  try:
+    fd = os.open(workdir, os.O_RDONLY | os.O_DIRECTORY)
+  except OSError:
+    return None
+  try:
+    fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
+  except BlockingIOError:
+    os.close(fd)
+    raise
+  except OSError:  # e.g. a network file system without folder locks: the lock file alone holds
+    os.close(fd)
+    return None
+  return fd
+
+
+def _holder(workdir: Path) -> str:
+  try:
+    return (workdir / LOCK).read_text(errors="replace").strip()[:500] or "another process"
+  except OSError:
+    return "another process"
+
+
 class Lock:
-  """Exclusive ``flock`` of ``<workdir>/lock`` while the ``with`` block runs: one process per run directory.
-  The kernel releases it when the process ends, however it ends, so a kill never leaves a stale lock; the
-  file names the holder (pid, host, start) for the refusal of a second process."""
+  """Exclusive ``flock`` of the run directory and of ``<workdir>/lock`` while the ``with`` block runs: one
+  process per run directory. The kernel releases both when the process ends, however it ends, so a kill never
+  leaves a stale lock; the file names the holder (pid, host, start) for the refusal of a second process."""
 
   def __init__(self, workdir: Path):
-    self.workdir, self.fd = workdir, None
+    self.workdir, self.fd, self.dir_fd = workdir, None, None
 
   def __enter__(self):
     try:
@@ -74,10 +100,13 @@ class Lock:
     except OSError as e:
       raise config_lib.ConfigError(f"--workdir {self.workdir} cannot be created ({e.strerror})") from None
     try:
+      self.dir_fd = _lock_directory(self.workdir)
       fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
       holder = os.read(fd, 500).decode(errors="replace").strip() or "another process"
       os.close(fd)
+      if self.dir_fd is not None:
+        os.close(self.dir_fd)
       raise config_lib.ConfigError(f"--workdir {self.workdir} is in use by {holder}; wait for it to end or stop it, "
                                    "or choose another --workdir") from None
     since = datetime.datetime.now().isoformat(timespec="seconds")
@@ -88,11 +117,20 @@ class Lock:
     return self
 
   def __exit__(self, *exc):
-    os.close(self.fd)  # releases the lock; the file stays, naming the last holder
+    os.close(self.fd)  # releases the locks; the file stays, naming the last holder
+    if self.dir_fd is not None:
+      os.close(self.dir_fd)
 
 
 def _check_not_in_use(workdir: Path) -> None:
   """ConfigError naming the holder if another process holds ``workdir``'s lock (a probe: the file is not written)."""
+  try:
+    probe = _lock_directory(workdir, shared=True) if workdir.is_dir() else None
+  except BlockingIOError:
+    raise config_lib.ConfigError(f"--workdir {workdir} is in use by {_holder(workdir)}; wait for it to end or stop "
+                                 "it, or choose another --workdir") from None
+  if probe is not None:
+    os.close(probe)
   try:
     fd = os.open(workdir / LOCK, os.O_RDONLY)
   except OSError:
@@ -105,6 +143,20 @@ def _check_not_in_use(workdir: Path) -> None:
                                  "or choose another --workdir") from None
   finally:
     os.close(fd)
+
+
+def _check_finished(workdir: Path, epochs: int) -> None:
+  """ConfigError unless a finished run's metrics.jsonl holds every epoch, whole (else it would be reported
+  finished with records missing)."""
+  path, found = workdir / METRICS, []
+  try:
+    lines = path.read_bytes().splitlines(keepends=True) if path.exists() else []
+    found = [json.loads(line).get("epoch") for line in lines if line.endswith(b"\n")]
+  except (OSError, ValueError, AttributeError):
+    found = None
+  if found != list(range(1, epochs + 1)):
+    raise config_lib.ConfigError(f"--resume: the finished run in {workdir} has lost records: {path} does not hold "
+                                 f"epochs 1-{epochs} whole; restore it, or pass --overwrite to train the run again")
 
 
 def checkpoint_epochs(workdir: Path) -> list[int]:
@@ -153,7 +205,10 @@ def plan(config: config_lib.Config, workdir: Path, locked: bool = False) -> str:
     if config.epochs < trained:
       raise config_lib.ConfigError(f"--epochs {config.epochs} is fewer than the {trained} epochs the run in "
                                    f"{workdir} has already trained; expected {trained} or more")
-    return "done" if finished and config.epochs == run.epochs else "resume"
+    if finished and config.epochs == run.epochs:
+      _check_finished(workdir, run.epochs)
+      return "done"
+    return "resume"
   clash = config_lib.differences(config, run)
   if clash:
     shown = "; ".join(clash[:3]) + ("; …" if len(clash) > 3 else "")

@@ -44,7 +44,8 @@ def _parse(argv) -> argparse.Namespace:
   return p.parse_args(argv)
 
 
-if __name__ == "__main__":  # --help and malformed flags are answered without loading JAX
+if __name__ == "__main__":  # a signal is one line; --help and malformed flags are answered without loading JAX
+  cli.exit_on_signals()
   _parse(sys.argv[1:])
 
 import jax  # noqa: E402

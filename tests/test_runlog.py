@@ -1,5 +1,6 @@
 """lab10.runlog: each epoch's records, and the Log of one fit (a new run, a resumed one, a refused one)."""
 
+import dataclasses
 import json
 
 import jax
@@ -81,3 +82,64 @@ def test_log_refuses_to_resume_when_the_metrics_miss_an_epoch(tmp_path):
     with pytest.raises(runs.RunError, match=r"metrics.jsonl holds epochs \[1\], but the checkpoint resumed from is "
                                             r"epoch 2; cannot resume without losing records"):
       log.restore({"w": jnp.ones(2)}, jax.random.key(0))
+
+
+# (what is done to a finished 2-epoch run's logs, what the one error says when it is resumed to 3 epochs)
+LOST_STATISTICS = [
+    (lambda run: (run / "stats.jsonl").unlink(), "stats.jsonl holds 0 of the 4 logged steps of epochs 1-2"),
+    (lambda run: (run / "stats.jsonl").write_text("".join((run / "stats.jsonl").read_text().splitlines(True)[:-1])
+                                                  + '{"epoch": 2, "st'),
+     "stats.jsonl holds 3 of the 4 logged steps of epochs 1-2 (missing steps [15]"),
+    (lambda run: (run / "stats.jsonl").write_text("".join(
+        line for i, line in enumerate((run / "stats.jsonl").read_text().splitlines(True)) if i != 1)),
+     "stats.jsonl holds 3 of the 4 logged steps of epochs 1-2 (missing steps [5]"),
+    (lambda run: (run / "stats_histograms.npz").unlink(), "stats_histograms.npz holds 0 of the 4 logged steps"),
+]
+
+
+@pytest.mark.parametrize("damage,message", LOST_STATISTICS, ids=["deleted", "cut", "record removed", "no histograms"])
+def test_resume_refuses_to_go_on_over_lost_statistics(damage, message, tmp_path):
+  from lab10 import config as C
+  from lab10 import data, runs, train
+
+  ds = data.synthetic(sizes=(200, 50))
+  c = C.with_preset(None, dataset="synthetic", depth=1, width=(8,), epochs=2, batch_size=20, log_stats_every=5,
+                    log_histograms=True, workdir=str(tmp_path / "run"))
+  train.fit(c, ds, verbose=False)
+  damage(tmp_path / "run")
+  import re
+
+  with pytest.raises(runs.RunError, match=re.escape(f"{tmp_path / 'run'}/{message}")):
+    train.fit(dataclasses.replace(c, epochs=3, resume=True), ds, verbose=False)
+  assert [r["epoch"] for r in runs.read_jsonl(tmp_path / "run" / "metrics.jsonl")] == [1, 2]  # nothing trained
+
+
+def test_a_finished_run_with_lost_records_is_not_reported_finished(tmp_path):
+  from lab10 import config as C
+  from lab10 import data, train
+
+  ds = data.synthetic(sizes=(200, 50))
+  c = C.with_preset(None, dataset="synthetic", depth=1, width=(8,), epochs=2, batch_size=20, workdir=str(tmp_path))
+  train.fit(c, ds, verbose=False)
+  metrics = tmp_path / "metrics.jsonl"
+  metrics.write_text(metrics.read_text().splitlines(True)[0])
+  with pytest.raises(C.ConfigError, match="has lost records: .*metrics.jsonl does not hold epochs 1-2 whole"):
+    train.fit(dataclasses.replace(c, resume=True), ds, verbose=False)
+
+
+def test_an_empty_newest_checkpoint_folder_falls_back_to_the_newest_intact_one(tmp_path, capsys):
+  import shutil
+
+  from lab10 import config as C
+  from lab10 import data, train
+
+  ds = data.synthetic(sizes=(200, 50))
+  c = C.with_preset(None, dataset="synthetic", depth=1, width=(8,), epochs=3, batch_size=20, workdir=str(tmp_path))
+  whole = train.fit(c, ds, verbose=False).records
+  shutil.rmtree(tmp_path / "checkpoints" / "3")
+  (tmp_path / "checkpoints" / "3").mkdir()  # as a kill between orbax's mkdir and its first file leaves it
+  (tmp_path / "summary.json").unlink()
+  resumed = train.fit(dataclasses.replace(c, resume=True), ds, verbose=False).records
+  assert "resuming from the checkpoint of epoch 2 instead" in capsys.readouterr().err
+  assert resumed == whole  # epoch 3 trained again from checkpoint 2: the same numbers
+  assert (tmp_path / "checkpoints.damaged" / "3").is_dir()

@@ -28,6 +28,8 @@ def _fake_run(path: Path, *, checkpoints=(), finished=False, **overrides) -> Pat
     (path / workdir.CHECKPOINTS / str(epoch)).mkdir(parents=True)
   if finished:
     runs.write_json(path / workdir.SUMMARY, {"epoch": c.epochs})
+    for epoch in range(1, c.epochs + 1):
+      runs.append_jsonl(path / workdir.METRICS, {"epoch": epoch, "step": epoch})
   return path
 
 
@@ -188,3 +190,16 @@ def test_info_counts_parameters_and_names_the_data():
   assert info["dataset"] == {"name": "synthetic", "train": 30, "test": 20, "val": 0, "input_shape": [28, 28, 1]}
   assert info["config"] == c.to_json() and "resume" not in info["config"]
   assert info["environment"]["backend"] == jax.default_backend()
+
+
+def test_deleting_the_lock_file_does_not_let_a_second_process_in(tmp_path):
+  run = tmp_path / "run"
+  with workdir.Lock(run):
+    (run / workdir.LOCK).unlink()  # by hand, while the first holds the run
+    with pytest.raises(C.ConfigError, match=rf"--workdir {run} is in use by another process"):
+      with workdir.Lock(run):
+        pass
+    with pytest.raises(C.ConfigError, match=rf"--workdir {run} is in use by"):
+      workdir.plan(_config(run, overwrite=True), run)
+  with workdir.Lock(run):  # released with the first
+    assert (run / workdir.LOCK).exists()
