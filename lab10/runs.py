@@ -118,8 +118,10 @@ def atomic(path: Path):
   reader sees the old file or the new one, never part of one); on failure as ``writing``."""
   tmp = path.with_name(path.name + ".tmp")
   with writing(path, tmp):
+    if tmp.is_symlink():  # never write through a link planted where the temporary file goes
+      tmp.unlink()
     yield tmp
-    os.replace(tmp, path)
+    os.replace(tmp, path)  # replaces a link at ``path`` itself, not the file it points to
 
 
 def write_text(path: Path, text: str) -> None:

@@ -89,10 +89,13 @@ class Writer:
   def __init__(self, run_dir: Path, folder: Path | None = None):
     self._run_dir = Path(run_dir)
     self._folder = Path(folder) if folder is not None else self._run_dir / workdir.TENSORBOARD
+    self._own = folder is None  # the run directory's own folder: never written through a link out of it
     self._writer = None
 
   def __call__(self, record: dict, stats: list[dict]) -> None:
     if self._writer is None:
+      if self._own and self._folder.is_symlink():
+        self._folder.unlink()  # the link goes, not the events of whatever it points to
       self._writer = _summary_writer(self._folder)
       for earlier, earlier_stats in logged(self._run_dir):
         if earlier["epoch"] < record["epoch"]:

@@ -297,14 +297,12 @@ def prepare(workdir: Path, plan: str, run_info: dict | None = None) -> None:
   except OSError as e:
     raise config_lib.ConfigError(f"--workdir {workdir} cannot be created ({e.strerror})") from None
   if plan == "new":
-    for name in RUN_FILES:
+    for name in (*RUN_FILES, f"{CHECKPOINTS}.damaged"):
       for path in (workdir / name, workdir / f"{name}.tmp"):
-        if path.is_dir():
+        if path.is_dir() and not path.is_symlink():
           shutil.rmtree(path)
-        else:
+        else:  # a file, or a symbolic link: the link goes, never what it points to
           path.unlink(missing_ok=True)
-    for path in (workdir / f"{CHECKPOINTS}.damaged",):
-      shutil.rmtree(path, ignore_errors=True)
     if run_info is not None:
       runs.write_json(workdir / CONFIG, run_info)
 

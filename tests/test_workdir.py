@@ -4,6 +4,7 @@ import dataclasses
 import json
 import os
 import re
+import shutil
 from pathlib import Path
 
 import jax
@@ -203,3 +204,28 @@ def test_deleting_the_lock_file_does_not_let_a_second_process_in(tmp_path):
       workdir.plan(_config(run, overwrite=True), run)
   with workdir.Lock(run):  # released with the first
     assert (run / workdir.LOCK).exists()
+
+
+def test_links_in_a_run_directory_are_removed_never_followed(tmp_path):
+  outside = tmp_path / "outside"
+  (outside / "events").mkdir(parents=True)
+  (outside / "events" / "events.out.tfevents.1.other").write_text("another experiment's")
+  (outside / "precious.json").write_text("keep")
+  run = tmp_path / "run"
+  c = C.with_preset(None, dataset="synthetic", depth=1, width=(8,), epochs=1, batch_size=50, workdir=str(run),
+                    tensorboard=True)
+  ds = data.synthetic(sizes=(200, 50))
+  train.fit(c, ds, verbose=False)
+  # Links planted where lab10 writes: its TensorBoard folder, config.json's temporary file, the checkpoints.
+  shutil.rmtree(run / workdir.TENSORBOARD)
+  (run / workdir.TENSORBOARD).symlink_to(outside / "events")
+  (run / f"{workdir.CONFIG}.tmp").symlink_to(outside / "precious.json")
+  train.fit(dataclasses.replace(c, epochs=2, resume=True), ds, verbose=False)
+  assert (outside / "events" / "events.out.tfevents.1.other").read_text() == "another experiment's"
+  assert (outside / "precious.json").read_text() == "keep"
+  assert not (run / workdir.TENSORBOARD).is_symlink() and any((run / workdir.TENSORBOARD).glob("events.out*"))
+  shutil.move(run / workdir.CHECKPOINTS, outside / "checkpoints")
+  (run / workdir.CHECKPOINTS).symlink_to(outside / "checkpoints")
+  train.fit(dataclasses.replace(c, overwrite=True), ds, verbose=False)
+  assert sorted(p.name for p in (outside / "checkpoints").iterdir() if not p.name.endswith(".json")) == ["1", "2"]
+  assert not (run / workdir.CHECKPOINTS).is_symlink()
