@@ -204,21 +204,17 @@ def _stats(calls: dict[str, tuple], deltas: dict[str, jax.Array],
            weights: dict[str, tuple[jax.Array, jax.Array]]) -> dict[str, jax.Array]:
   names = list(calls)
   p98 = percentile.abs_percentiles([calls[n][0] for n in names], probes.P98)  # one search for all layers
-  out = {}
+  nested: dict[str, dict[str, dict]] = {"forward": {}, "backward": {}}
   for name, abs_p98 in zip(names, p98):
     x, z = calls[name]
     (in_mean, in_var), (out_mean, out_var) = probes.moments(x), probes.moments(z)
-    grad_mean, grad_var = probes.moments(deltas[name])
-    dead = jnp.mean(jnp.all(x.reshape(-1, x.shape[-1]) <= 0, axis=0))
-    out.update({f"forward/{name}/in_mean": in_mean, f"forward/{name}/in_var": in_var,
-                f"forward/{name}/in_abs_p98": abs_p98, f"forward/{name}/in_dead": dead,
-                f"forward/{name}/out_mean": out_mean, f"forward/{name}/out_var": out_var,
-                f"backward/{name}/grad_mean": grad_mean, f"backward/{name}/grad_var": grad_var})
+    nested["forward"][name] = {"in_mean": in_mean, "in_var": in_var, "in_abs_p98": abs_p98,
+                               "in_dead": probes.dead_fraction(x), "out_mean": out_mean, "out_var": out_var}
+    nested["backward"][name] = probes.backward_stats(deltas[name])
   for name in [n for n in names if "@" not in n] + [n for n in weights if n not in calls]:
-    kernel, grad = weights[name]
-    per_kernel = probes.weight_stats(kernel, grad)
-    out.update({f"{group}/{name}/{stat}": v for group, stats in per_kernel.items() for stat, v in stats.items()})
-  return out
+    for group, stats in probes.weight_stats(*weights[name]).items():
+      nested.setdefault(group, {})[name] = stats
+  return probes.flatten(nested)
 
 
 class Logger:

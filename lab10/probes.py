@@ -60,14 +60,19 @@ def forward_stats(pre: jax.Array, post: jax.Array, bounds: Bounds = None,
   ``abs_p98``: the layer's ``act_abs_p98`` if already found (``abs_percentiles`` of all layers at once)."""
   pre_mean, pre_var = moments(pre)
   act_mean, act_var = moments(post)
-  never_positive = jnp.all(pre.reshape(-1, pre.shape[-1]) <= 0, axis=0)
   stats = {"pre_mean": pre_mean, "pre_var": pre_var, "act_mean": act_mean, "act_var": act_var,
-           "act_abs_p98": percentile.abs_percentile(post, P98) if abs_p98 is None else abs_p98, "dead": jnp.mean(never_positive)}
+           "act_abs_p98": percentile.abs_percentile(post, P98) if abs_p98 is None else abs_p98,
+           "dead": dead_fraction(pre)}
   if bounds is not None:
     lo, hi = bounds
     margin = SATURATION_MARGIN * (hi - lo)
     stats["saturated"] = jnp.mean((post < lo + margin) | (post > hi - margin))
   return stats
+
+
+def dead_fraction(x: jax.Array) -> jax.Array:
+  """Fraction of the units (last axis) whose x ≤ 0 for every example and position of the batch."""
+  return jnp.mean(jnp.all(x.reshape(-1, x.shape[-1]) <= 0, axis=0))
 
 
 def backward_stats(delta: jax.Array) -> dict[str, jax.Array]:

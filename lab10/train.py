@@ -223,8 +223,9 @@ def program_key(config: config_lib.Config) -> config_lib.Config:
   """``config`` with every field that cannot change a compiled step or evaluation reset: the seed, the epochs
   and how the run is carried out (RUN_CONTROL, --log_histograms aside). Two configs with one key train the
   same program."""
-  return dataclasses.replace(config, seed=0, epochs=1, preset=None, workdir=None, data_dir=None, resume=False,
-                             overwrite=False, keep_checkpoints=1, tensorboard=False)
+  defaults = config_lib.Config()
+  return dataclasses.replace(config, seed=0, epochs=1, preset=None,
+                             **{name: getattr(defaults, name) for name in config_lib.RUN_CONTROL})
 
 
 def epoch_for(config: config_lib.Config, s: Setup, *, edges: np.ndarray | None = None, mesh=None) -> Callable:

@@ -78,11 +78,14 @@ def _lock_directory(workdir: Path, shared: bool = False) -> int | None:
   return fd
 
 
-def _holder(workdir: Path) -> str:
+def _in_use(workdir: Path) -> config_lib.ConfigError:
+  """The refusal of a run directory another process holds, naming the holder its lock file names."""
   try:
-    return (workdir / LOCK).read_text(errors="replace").strip()[:500] or "another process"
+    holder = (workdir / LOCK).read_text(errors="replace").strip()[:500] or "another process"
   except OSError:
-    return "another process"
+    holder = "another process"
+  return config_lib.ConfigError(f"--workdir {workdir} is in use by {holder}; wait for it to end or stop it, or "
+                                "choose another --workdir")
 
 
 class Lock:
@@ -103,12 +106,10 @@ class Lock:
       self.dir_fd = _lock_directory(self.workdir)
       fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
-      holder = os.read(fd, 500).decode(errors="replace").strip() or "another process"
       os.close(fd)
       if self.dir_fd is not None:
         os.close(self.dir_fd)
-      raise config_lib.ConfigError(f"--workdir {self.workdir} is in use by {holder}; wait for it to end or stop it, "
-                                   "or choose another --workdir") from None
+      raise _in_use(self.workdir) from None
     since = datetime.datetime.now().isoformat(timespec="seconds")
     with contextlib.suppress(OSError):  # the holder's name is for a second process's message; the lock holds without it
       os.ftruncate(fd, 0)
@@ -127,8 +128,7 @@ def _check_not_in_use(workdir: Path) -> None:
   try:
     probe = _lock_directory(workdir, shared=True) if workdir.is_dir() else None
   except BlockingIOError:
-    raise config_lib.ConfigError(f"--workdir {workdir} is in use by {_holder(workdir)}; wait for it to end or stop "
-                                 "it, or choose another --workdir") from None
+    raise _in_use(workdir) from None
   if probe is not None:
     os.close(probe)
   try:
@@ -138,9 +138,7 @@ def _check_not_in_use(workdir: Path) -> None:
   try:
     fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
   except BlockingIOError:
-    holder = os.read(fd, 500).decode(errors="replace").strip() or "another process"
-    raise config_lib.ConfigError(f"--workdir {workdir} is in use by {holder}; wait for it to end or stop it, "
-                                 "or choose another --workdir") from None
+    raise _in_use(workdir) from None
   finally:
     os.close(fd)
 
@@ -148,10 +146,9 @@ def _check_not_in_use(workdir: Path) -> None:
 def _check_finished(workdir: Path, epochs: int) -> None:
   """ConfigError unless a finished run's metrics.jsonl holds every epoch, whole (else it would be reported
   finished with records missing)."""
-  path, found = workdir / METRICS, []
-  try:
-    lines = path.read_bytes().splitlines(keepends=True) if path.exists() else []
-    found = [json.loads(line).get("epoch") for line in lines if line.endswith(b"\n")]
+  path = workdir / METRICS
+  try:  # read_records keeps whole lines only
+    found = [record.get("epoch") for record in read_records(workdir)]
   except (OSError, ValueError, AttributeError):
     found = None
   if found != list(range(1, epochs + 1)):
