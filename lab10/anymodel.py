@@ -43,6 +43,7 @@ from pathlib import Path
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import nnx
 
 from lab10 import percentile, probes, runs, workdir
@@ -179,10 +180,13 @@ def call_order(loss_fn: Callable, *, has_aux: bool = False) -> Callable:
   return order
 
 
-def value_and_grad(loss_fn: Callable, *, has_aux: bool = False) -> Callable:
+def value_and_grad(loss_fn: Callable, *, has_aux: bool = False, histograms: bool = False) -> Callable:
   """``f(model, *args, **kwargs) -> (loss, grads, stats)`` (``((loss, aux), grads, stats)`` with ``has_aux``):
   ``nnx.value_and_grad(loss_fn, has_aux=has_aux)`` that also returns every kernel layer's statistics (the
-  module docstring) for this call of ``loss_fn(model, *args, **kwargs)``."""
+  module docstring) for this call of ``loss_fn(model, *args, **kwargs)``. With ``histograms``, ``stats`` also
+  holds ``stats["histograms"]``: ``{tag: {"edges", "counts"}}`` of each layer's input x (``inputs/<layer>``),
+  kernel (``weights/<layer>``) and kernel gradient (``grads/<layer>``), 50 bins from each one's smallest to its
+  largest value (``probes.fitted_histogram``); ``Logger.stats`` writes them to stats_histograms.npz."""
 
   def wrapped(model: nnx.Module, *args, **kwargs):
     paths = layers(model)  # UnknownLayer / TypeError before any tracing
@@ -194,7 +198,13 @@ def value_and_grad(loss_fn: Callable, *, has_aux: bool = False) -> Callable:
     (loss, (aux, calls, new_rest)), (grads, deltas) = jax.value_and_grad(run, argnums=(0, 2), has_aux=True)(
         params, rest, taps)
     nnx.update(model, new_rest)
-    stats = _stats(calls, deltas, {name: (_kernel_of(params, name), _kernel_of(grads, name)) for name in paths})
+    weights = {name: (_kernel_of(params, name), _kernel_of(grads, name)) for name in paths}
+    stats = _stats(calls, deltas, weights)
+    if histograms:
+      stats["histograms"] = {f"inputs/{name}": probes.fitted_histogram(x) for name, (x, _) in calls.items()}
+      for name, (kernel, grad) in weights.items():
+        stats["histograms"][f"weights/{name}"] = probes.fitted_histogram(kernel)
+        stats["histograms"][f"grads/{name}"] = probes.fitted_histogram(grad)
     return ((loss, aux) if has_aux else loss), grads, stats
 
   return wrapped
@@ -222,7 +232,8 @@ class Logger:
   stats.jsonl (a line per logged step: ``epoch``, ``step``, the scalars given, every statistic), metrics.jsonl (a
   line per epoch, ``epoch()``) and, with ``tensorboard=True``, the TensorBoard events of ``lab10.tensorboard``
   (``<folder>/tensorboard``, each epoch's lines as it ends). ``scripts/to_tensorboard.py FOLDER`` converts it later
-  as it converts a run of ``train.py``. Activation histograms are not written.
+  as it converts a run of ``train.py``. Statistics taken with ``value_and_grad(..., histograms=True)`` bring their
+  histograms, written to stats_histograms.npz (as ``train.py --log_histograms`` writes it) when each epoch ends.
 
       log = anymodel.Logger("runs/mine", every=100)
       ...  log.stats(step, stats, loss=loss)   # written when step % every == 0 (one host read)
@@ -235,6 +246,8 @@ class Logger:
     self.folder, self.every, self.current = Path(folder), every, 1
     self.folder.mkdir(parents=True, exist_ok=True)
     self._lines: list[dict] = []
+    self._histograms: dict[str, list] = {}  # every logged step's, as stats_histograms.npz holds them
+    self._unwritten = False
     self._events = tensorboard_lib.Writer(self.folder) if tensorboard else None
 
   def due(self, step: int) -> bool:
@@ -246,7 +259,15 @@ class Logger:
     if not self.due(step):
       return
     values = jax.device_get({**scalars, **stats})  # the logged step's one device→host read
+    histograms = values.pop("histograms", None)
     line = {"epoch": self.current, "step": int(step), **{k: float(v) for k, v in values.items()}}
+    if histograms is not None:
+      self._histograms.setdefault("step", []).append(int(step))
+      self._histograms.setdefault("epoch", []).append(self.current)
+      for tag, h in histograms.items():
+        for part in ("edges", "counts"):
+          self._histograms.setdefault(f"{tag}/{part}", []).append(h[part])
+      self._unwritten = True
     runs.append_jsonl(self.folder / workdir.STATS, line)
     self._lines.append(line)
 
@@ -254,12 +275,19 @@ class Logger:
     """Append the metrics.jsonl line of ``epoch`` (ended at ``step``) and write its TensorBoard events."""
     record = {"epoch": int(epoch), "step": int(step), **{k: float(v) for k, v in jax.device_get(metrics).items()}}
     runs.append_jsonl(self.folder / workdir.METRICS, record)
+    self._write_histograms()
     if self._events is not None:
       self._events(record, self._lines)
     self._lines, self.current = [], int(epoch) + 1
     return record
 
+  def _write_histograms(self) -> None:
+    if self._unwritten:
+      runs.write_npz(self.folder / workdir.HISTOGRAMS, {k: np.stack(v) for k, v in self._histograms.items()})
+      self._unwritten = False
+
   def close(self) -> None:
+    self._write_histograms()
     if self._events is not None:
       self._events.close()
 

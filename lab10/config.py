@@ -77,7 +77,8 @@ class Config:
   # bookkeeping
   log_stats_every: int = _field(0, "append per-layer statistics of steps 0, N, 2N, ... of every epoch to stats.jsonl "
                                 "(0: off); each record's step is global, counted from the start of the run")
-  log_histograms: bool = _field(False, "with --log_stats_every, also activation histograms to stats_histograms.npz")
+  log_histograms: bool = _field(False, "with --log_stats_every, also histograms of activations, weights and "
+                                "weight gradients (50 bins from each one's min to max) to stats_histograms.npz")
   tensorboard: bool = _field(False, "also write the metrics, statistics and histograms as TensorBoard events into "
                              "<workdir>/tensorboard (needs tensorboardX: pip install 'lab10[tensorboard]')")
   workdir: str | None = _field(None, "run directory; default runs/<preset or model>-<timestamp>")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import re
 import typing
 from pathlib import Path
@@ -48,6 +49,9 @@ def parser(description: str) -> argparse.ArgumentParser:
   p = OneLineParser(description=description)
   p.add_argument("--preset", default=None,
                  help=f"one of {', '.join(config_lib.PRESETS)}; explicit flags override it (default: none)")
+  p.add_argument("--config", default=None, metavar="FILE",
+                 help="JSON or YAML file of Config fields, e.g. a run's own config.json; a --preset flag replaces the "
+                      "file's, explicit flags override both (default: none)")
   # (--preset is added first so that its list of names heads the help.)
   parse = {str: str, str | None: str, int: int, float: float, bool: _parse_bool, tuple[int, ...]: _parse_widths}
   hints = typing.get_type_hints(config_lib.Config)
@@ -66,14 +70,98 @@ def parser(description: str) -> argparse.ArgumentParser:
 
 
 def from_args(args: argparse.Namespace) -> config_lib.Config:
-  """Config from parsed flags: defaults < preset < explicit flags; with --resume, the run's own config."""
+  """Config from parsed flags: defaults < preset < --config file < explicit flags; with --resume, the run's own
+  config."""
   names = {f.name for f in dataclasses.fields(config_lib.Config)} - {"preset"}
-  overrides = {k: v for k, v in vars(args).items() if k in names and v is not None}
-  if overrides.get("resume") and overrides.get("workdir"):
-    stored = Path(overrides["workdir"]) / "config.json"
-    if stored.exists():
-      return config_lib.resumed(config_lib.load_json(stored), args.preset, overrides)
-  return config_lib.with_preset(args.preset, **overrides)
+  flagged = {k: v for k, v in vars(args).items() if k in names and v is not None}
+  filed = read_config_file(args.config) if getattr(args, "config", None) else {}
+  preset = args.preset if args.preset is not None else filed.get("preset")
+  if args.preset is not None:
+    flagged["preset"] = args.preset
+  overrides = {k: v for k, v in {**filed, **flagged}.items() if k != "preset"}
+  try:
+    if overrides.get("resume") and overrides.get("workdir"):
+      stored = Path(overrides["workdir"]) / "config.json"
+      if stored.exists():
+        return config_lib.resumed(config_lib.load_json(stored), args.preset, overrides)
+    return config_lib.with_preset(preset, **overrides)
+  except config_lib.ConfigError as e:
+    flag = re.match(r"--(\w+)", str(e))
+    if flag and flag.group(1) in filed and flag.group(1) not in flagged:
+      raise config_lib.ConfigError(f"{args.config}: field {str(e)[2:]}") from None
+    raise
+
+
+# Fields of a run's config.json that name that run, not a setting to repeat: dropped when it is read as --config.
+_RUN_OWN = ("workdir", *config_lib.ACTIONS)
+
+
+def read_config_file(path: str) -> dict:
+  """The Config fields a JSON or YAML file sets (``.yaml``/``.yml``: YAML, else JSON), converted to their types;
+  a run's config.json (``{"config": {...}, "config_sha256": ...}``) gives its settings without its workdir.
+  ConfigError in one line naming the file and the bad field, with the valid choices."""
+  try:
+    text = Path(path).read_text()
+  except OSError as e:
+    raise config_lib.ConfigError(f"--config {path}: cannot be read ({e.strerror or e})") from None
+  try:
+    if Path(path).suffix.lower() in (".yaml", ".yml"):
+      import yaml  # PyYAML: a dependency of flax
+      values = yaml.safe_load(text)
+    else:
+      values = json.loads(text)
+  except Exception as e:  # json.JSONDecodeError, yaml.YAMLError
+    first = str(e).splitlines()[0] if str(e) else e.__class__.__name__
+    raise config_lib.ConfigError(f"--config {path}: not valid {'YAML' if path.endswith(('.yaml', '.yml')) else 'JSON'} "
+                                 f"({first})") from None
+  if isinstance(values, dict) and isinstance(values.get("config"), dict) and "config_sha256" in values:
+    values = {k: v for k, v in values["config"].items() if k not in _RUN_OWN}
+  if not isinstance(values, dict):
+    raise config_lib.ConfigError(f"--config {path}: expected a mapping of Config fields, e.g. {{\"lr\": 0.01}}")
+  hints = typing.get_type_hints(config_lib.Config)
+  valid = [f.name for f in dataclasses.fields(config_lib.Config) if f.name not in config_lib.ACTIONS]
+  out = {}
+  for name, value in values.items():
+    if name not in valid:
+      raise config_lib.ConfigError(f"{path}: unknown field {name!r}; valid fields: {', '.join(valid)}")
+    out[name] = _typed(path, name, value, hints[name])
+  return out
+
+
+def _typed(path: str, name: str, value, hint):
+  """``value`` as field ``name``'s type (a list or "256,256" for widths, an int for a float), else ConfigError."""
+  is_number = lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)
+  if hint == tuple[int, ...]:
+    if isinstance(value, str):
+      try:
+        return _parse_widths(value)
+      except argparse.ArgumentTypeError:
+        pass
+    items = value if isinstance(value, list) else [value]
+    if items and all(isinstance(v, int) and not isinstance(v, bool) for v in items):
+      return tuple(items)
+    expected = "an integer or a list of integers"
+  elif hint is int:
+    if isinstance(value, int) and not isinstance(value, bool):
+      return value
+    expected = "an integer"
+  elif hint is float:
+    if is_number(value):
+      return float(value)
+    expected = "a number"
+  elif hint is bool:
+    if isinstance(value, bool):
+      return value
+    expected = "true or false"
+  elif hint == str | None:
+    if value is None or isinstance(value, str):
+      return value
+    expected = "a string or null"
+  else:
+    if isinstance(value, str):
+      return value
+    expected = "a string"
+  raise config_lib.ConfigError(f"{path}: field {name} {value!r} is not {expected}")
 
 
 def _address(text: str) -> str:

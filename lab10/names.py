@@ -13,6 +13,11 @@ KERNEL_INITIALIZERS = ("normal", "glorot_uniform", "glorot_normal", "glorot_trun
                        "lecun_truncated_normal", "lecun_uniform", "orthogonal")
 BIAS_INITIALIZERS = ("zeros", "normal")
 
+# A run directory's files (``lab10.workdir`` owns their rules; ``lab10.loaders`` reads them without JAX).
+CONFIG, METRICS, STATS, HISTOGRAMS, SUMMARY = (
+    "config.json", "metrics.jsonl", "stats.jsonl", "stats_histograms.npz", "summary.json")
+SWEEP_MODELS = "sweep.json"  # a sweep folder's list of its model folders
+
 
 def check_table(what: str, table: dict, names: tuple[str, ...]) -> None:
   """RuntimeError unless ``table`` has exactly ``names``, in order (a table edited without this module)."""

@@ -24,7 +24,7 @@ positions (conv) and units alike:
                                            training ΔW = W_{t+1} − W_t, the change the step made
 =========================================  ==========================================================
 
-Everything is computed on device; only these scalars (and, when asked, fixed-bin histograms)
+Everything is computed on device; only these scalars (and, when asked, histograms: ``fitted_histogram``)
 reach the host.
 """
 
@@ -96,18 +96,24 @@ def weight_stats(kernel: jax.Array, grad: jax.Array | None = None,
   return out
 
 
-def histogram(x: jax.Array, edges: jax.Array) -> jax.Array:
-  """Counts of x in the fixed bins ``edges`` (len B + 1, ascending, equal widths); values outside
-  the edges are counted in the first or last bin, so the counts sum to ``x.size``."""
-  bins = edges.shape[0] - 1
-  index = jnp.floor((x.reshape(-1) - edges[0]) / (edges[-1] - edges[0]) * bins).astype(jnp.int32)
-  return jnp.zeros(bins, jnp.int32).at[jnp.clip(index, 0, bins - 1)].add(1)
+HISTOGRAM_BINS = 50
 
 
-def histogram_edges(bounds: Bounds, bins: int = 50) -> np.ndarray:
-  """Fixed edges for activation histograms: the activation's range if bounded, else [−5, 5]."""
-  lo, hi = bounds if bounds is not None else (-5.0, 5.0)
-  return np.linspace(lo, hi, bins + 1, dtype=np.float32)
+def fitted_histogram(x: jax.Array, bins: int = HISTOGRAM_BINS) -> dict[str, jax.Array]:
+  """``{"edges", "counts"}``: the finite values of ``x`` in ``bins`` equal bins from their smallest to their
+  largest (no bin empty for want of range, no outlier piled into an end bin). A constant tensor gets the bins
+  [v − ½, v + ½]; non-finite values are not counted, so the counts sum to the finite values' number."""
+  v = x.reshape(-1).astype(jnp.float32)
+  finite = jnp.isfinite(v)
+  lo = jnp.min(jnp.where(finite, v, jnp.inf))
+  hi = jnp.max(jnp.where(finite, v, -jnp.inf))
+  lo, hi = jnp.where(jnp.isfinite(lo), lo, 0.0), jnp.where(jnp.isfinite(hi), hi, 0.0)
+  flat = hi <= lo
+  lo, hi = jnp.where(flat, lo - 0.5, lo), jnp.where(flat, hi + 0.5, hi)
+  edges = lo + (hi - lo) * (jnp.arange(bins + 1, dtype=jnp.float32) / bins)
+  index = jnp.floor((jnp.where(finite, v, lo) - lo) / (hi - lo) * bins).astype(jnp.int32)
+  counts = jnp.zeros(bins, jnp.int32).at[jnp.clip(index, 0, bins - 1)].add(finite.astype(jnp.int32))
+  return {"edges": edges.at[-1].set(hi), "counts": counts}
 
 
 # --- layers → flat keys -------------------------------------------------------------------------
@@ -144,9 +150,14 @@ def layer_stats(names: Sequence[str], acts: Sequence[dict], deltas: Sequence[jax
   return flatten(nested)
 
 
-def activation_histograms(names: Sequence[str], acts: Sequence[dict], edges: jax.Array) -> dict[str, jax.Array]:
-  """``{layer: counts}`` of each layer's h = φ(z) in the bins ``edges``."""
-  return {name: histogram(a["post"], edges) for name, a in zip(names, acts)}
+def layer_histograms(names: Sequence[str], acts: Sequence[dict], kernels: Sequence[jax.Array],
+                     grads: Sequence[jax.Array]) -> dict[str, dict[str, jax.Array]]:
+  """``fitted_histogram`` of each hidden layer's h = φ(z) (``activations/<layer>``) and of each kernel and its
+  weight gradient (``weights/<layer>``, ``grads/<layer>``; hidden layers, then ``head``)."""
+  out = {f"activations/{name}": fitted_histogram(a["post"]) for name, a in zip(names, acts)}
+  for name, kernel, grad in zip([*names, "head"], kernels, grads):
+    out[f"weights/{name}"], out[f"grads/{name}"] = fitted_histogram(kernel), fitted_histogram(grad)
+  return out
 
 
 def zero_taps(model, x: jax.Array) -> list[jax.Array]:

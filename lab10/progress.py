@@ -32,22 +32,26 @@ class Lines:
   """One stdout line per finished unit: ``epoch 3/15 | <text> | 2.1s, elapsed 0:06, left 0:25``.
 
   The time left assumes the remaining units take as long as the mean of those done in this process (a resumed
-  run starts counting at ``initial``)."""
+  run starts counting at ``initial``), each counted without one-time costs where ``done`` is told its ``steady``
+  duration (an epoch's without compilation)."""
 
   def __init__(self, name: str, total: int, *, initial: int = 0, verbose: bool = True):
     self.name, self.total, self.initial, self.verbose = name, total, initial, verbose
     self.start = self.last = time.perf_counter()
     self.count = initial  # the highest unit index reported
+    self.steady = 0.0  # the units' durations so far, one-time costs removed
 
-  def done(self, index: int, text: str = "") -> None:
-    """Unit ``index`` (1-based, of ``total``) is finished."""
+  def done(self, index: int, text: str = "", steady: float | None = None) -> None:
+    """Unit ``index`` (1-based, of ``total``) is finished; ``steady``: how long it would have taken without
+    one-time costs (default: as long as it took)."""
     self.count = max(self.count, index)
     now = time.perf_counter()
     took, elapsed = now - self.last, now - self.start
     self.last = now
+    self.steady += took if steady is None else min(steady, took)
     if not self.verbose:
       return
-    left = elapsed / max(index - self.initial, 1) * (self.total - index)
+    left = self.steady / max(index - self.initial, 1) * (self.total - index)
     fields = [f"{self.name} {index:>{len(str(self.total))}}/{self.total}", *([text] if text else []),
               f"{took:.1f}s, elapsed {tqdm.format_interval(elapsed)}, left {tqdm.format_interval(left)}"]
     tqdm.write(" | ".join(fields), file=sys.stdout)  # clears and redraws any bar on the terminal
@@ -62,25 +66,38 @@ class Epochs:
     self.lines = Lines("epoch", epochs, initial=initial, verbose=verbose)
     self.epochs = bar(epochs, "epochs", "epoch", initial=initial, verbose=verbose)
     self.steps = bar(steps_per_epoch, "steps", "step", verbose=verbose, leave=False) if steps_per_epoch else None
+    self.steps_per_epoch = steps_per_epoch
+    # The first epoch of this process compiles during its first piece: (time, steps done) when that piece ended.
+    self.first_piece: tuple[float, int] | None = None
+    self.first_epoch = True
 
   def step(self, done: int) -> None:
     """``done`` steps of the current epoch have run."""
+    if self.first_epoch and self.first_piece is None:
+      self.first_piece = (time.perf_counter(), done)
     if self.steps is not None:
       self.steps.update(done - self.steps.n)
 
   def done(self, epoch: int, text: str, **postfix) -> None:
-    """Epoch ``epoch`` (1-based) is finished: ``text`` in its line, ``postfix`` beside the bar."""
+    """Epoch ``epoch`` (1-based) is finished: ``text`` in its line, ``postfix`` beside the bar. The time left
+    counts the first epoch without its first piece, which compiled: the rest of that epoch's steps at the
+    rate of the pieces after it."""
+    steady = None
+    if self.first_epoch and self.first_piece is not None and self.first_piece[1] < self.steps_per_epoch:
+      ended, done = self.first_piece
+      steady = (time.perf_counter() - ended) * self.steps_per_epoch / (self.steps_per_epoch - done)
+    self.first_epoch = False
     self.epochs.set_postfix(**postfix)
     self.epochs.update()
     if self.steps is not None:
       self.steps.reset()
-    self.lines.done(epoch, text)
+    self.lines.done(epoch, text, steady)
 
   def __enter__(self):
     return self
 
   def __exit__(self, *exc):
-    for b in (self.epochs, self.steps):
+    for b in (self.steps, self.epochs):  # the transient bar of steps first: the last line is then whole
       if b is not None:
         b.close()
 

@@ -41,8 +41,8 @@ class Log:
   the logs in step with it, writes config.json, each epoch's records and, at the end, summary.json. With
   several processes (``--distributed``) every one keeps the records, and process 0 alone writes them."""
 
-  def __init__(self, workdir: Path, plan: str, checkpoints: checkpoints_lib.Checkpoints, edges: np.ndarray | None):
-    self.workdir, self.plan, self.checkpoints, self.edges = workdir, plan, checkpoints, edges
+  def __init__(self, workdir: Path, plan: str, checkpoints: checkpoints_lib.Checkpoints, histograms: bool = False):
+    self.workdir, self.plan, self.checkpoints, self.logs_histograms = workdir, plan, checkpoints, histograms
     self.writes = devices.primary()
     self.epoch, self.records, self.histograms = 0, [], {}
 
@@ -78,7 +78,7 @@ class Log:
     path = self.workdir / workdir.STATS
     found = [r.get("step") for r in runs.read_jsonl(path)] if path.exists() else []
     logs = [(path, found)]
-    if self.edges is not None:
+    if self.logs_histograms:
       logs.append((self.workdir / workdir.HISTOGRAMS, [int(s) for s in np.concatenate(self.histograms.get("step", [[]]))]))
     for log, steps in logs:
       if steps != expected:
@@ -116,7 +116,7 @@ class Log:
       return {}
     with np.load(path) as saved:
       keep = saved["epoch"] <= self.epoch
-      return {k: [saved[k][keep]] for k in saved.files if k != "edges"}
+      return {k: [saved[k][keep]] for k in saved.files}
 
   def write_config(self, run_info: dict) -> None:
     """config.json; a resumed run keeps the first environment and notes each resumption's own."""
@@ -144,14 +144,17 @@ class Log:
       self._write_histograms(epoch, first_step + steps["logged_index"], steps["histograms"])
     return record, stats
 
-  def _write_histograms(self, epoch: int, logged_steps: np.ndarray, counts: dict[str, np.ndarray]) -> None:
-    """Rewrite stats_histograms.npz with every logged step so far."""
+  def _write_histograms(self, epoch: int, logged_steps: np.ndarray, histograms: dict[str, dict]) -> None:
+    """Rewrite stats_histograms.npz with every logged step so far: ``step``, ``epoch`` and, per histogram
+    ``T`` (``activations/dense_0``, ``weights/head``, ``grads/head``), ``T/edges`` and ``T/counts``, one row
+    per logged step."""
     self.histograms.setdefault("step", []).append(logged_steps)
     self.histograms.setdefault("epoch", []).append(np.full(len(logged_steps), epoch))
-    for name, layer_counts in counts.items():
-      self.histograms.setdefault(name, []).append(layer_counts)
+    for tag, h in histograms.items():
+      for part in ("edges", "counts"):
+        self.histograms.setdefault(f"{tag}/{part}", []).append(h[part])
     arrays = {k: np.concatenate(v) for k, v in self.histograms.items()}
-    runs.write_npz(self.workdir / workdir.HISTOGRAMS, {**arrays, "edges": self.edges})
+    runs.write_npz(self.workdir / workdir.HISTOGRAMS, arrays)
 
   def write_summary(self, summary: dict) -> None:
     if self.writes:

@@ -130,6 +130,18 @@ def write_text(path: Path, text: str) -> None:
     tmp.write_text(text)
 
 
+def write_figure(fig, stem: Path, kinds=("png", "pdf")) -> list[Path]:
+  """``fig`` as ``stem.png`` and ``stem.pdf``, each atomically; the PDF without a creation date, so that a redraw
+  of the same data writes the same bytes."""
+  paths = []
+  for kind in kinds:
+    path = stem.with_name(f"{stem.name}.{kind}")
+    with atomic(path) as tmp:
+      fig.savefig(tmp, format=kind, dpi=200, metadata={"CreationDate": None} if kind == "pdf" else None)
+    paths.append(path)
+  return paths
+
+
 def write_csv(path: Path, rows: list[dict]) -> None:
   """One row per dict, atomically; the columns are the union of the rows' keys in first-seen order."""
   table = io.StringIO(newline="")

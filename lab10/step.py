@@ -12,7 +12,6 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 from flax import nnx
 
@@ -114,10 +113,10 @@ def step_tensors(graphdef, tx: optax.GradientTransformation, state: TrainState, 
 
 
 def make_logged_train_step(graphdef, tx: optax.GradientTransformation, *, bounds: tuple[float, float] | None = None,
-                           edges: np.ndarray | None = None) -> Callable:
+                           histograms: bool = False) -> Callable:
   """``make_train_step`` that also returns the step's per-layer statistics (``probes.layer_stats`` of
-  ``step_tensors``) in ``metrics["stats"]``, and activation histograms in ``metrics["histograms"]`` when
-  ``edges`` are given. Measuring the training step itself, rather than a separate dropout-free pass, halves
+  ``step_tensors``) in ``metrics["stats"]``, and with ``histograms`` those of activations, weights and weight
+  gradients (``probes.layer_histograms``) in ``metrics["histograms"]``. Measuring the training step itself, rather than a separate dropout-free pass, halves
   a logged step's cost, and the gradients measured are exactly those the optimizer applied."""
 
   def train_step(state: TrainState, batch: dict):
@@ -125,8 +124,8 @@ def make_logged_train_step(graphdef, tx: optax.GradientTransformation, *, bounds
     names = nnx.merge(graphdef, state.params, state.rest).layer_names
     metrics["stats"] = probes.layer_stats(names, t["acts"], t["dz"], bounds=bounds, kernels=t["kernel"],
                                           grads=t["dw"], updates=t["update"])
-    if edges is not None:
-      metrics["histograms"] = probes.activation_histograms(names, t["acts"], jnp.asarray(edges))
+    if histograms:
+      metrics["histograms"] = probes.layer_histograms(names, t["acts"], t["kernel"], t["dw"])
     return new_state, metrics
 
   return train_step

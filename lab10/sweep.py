@@ -7,6 +7,10 @@ own seed, the same steps. On a CPU its arithmetic is ``fit``'s, bit for bit; thr
 differ (batched matmuls sum in another order), so the metrics agree to float tolerance. On several devices the
 models are split along a ``models`` mesh axis (``lab10.devices``) and vmapped.
 
+Each model's folder is what ``fit`` writes for it (``lab10.runlog``): config.json, metrics.jsonl and, as the
+shared config asks, per-layer statistics (stats.jsonl, computed inside the compiled step of every model),
+histograms, TensorBoard events and a checkpoint per epoch; summary.json at the end.
+
 A learning-rate sweep needs one optimizer for all models, so the rate moves into the optimizer state:
 ``chain(optimizer(lr=1), inject_hyperparams(scale)(lr))``. Every lab10 optimizer ends by scaling with −lr,
 so this computes (−u)·lr = u·(−lr), the same float as the single-model optimizer.
@@ -27,15 +31,17 @@ import numpy as np
 import optax
 from jax.sharding import PartitionSpec as P
 
+import contextlib
+
+from lab10 import checkpoints as checkpoints_lib
 from lab10 import flags
 from lab10 import runlog
 from lab10 import config as config_lib
-from lab10 import data, devices, progress, runs, train
+from lab10 import data, devices, loggers, progress, runs, tensorboard, train
 from lab10 import step as step_lib
 from lab10 import workdir as workdir_lib
 
 SWEPT = ("seed", "init_gain", "lr")  # the fields that may differ between the models of one sweep
-IGNORED = ("keep_checkpoints", "log_stats_every", "log_histograms")  # train.py's alone: refused here
 
 
 def grid(base: config_lib.Config, seeds: Sequence[int], init_gains: Sequence[float] = (),
@@ -103,10 +109,17 @@ def over_models(fn, in_axes: tuple, sequential: bool | None = None):
   return mapped
 
 
-def make_sweep_epoch(graphdef, tx: optax.GradientTransformation, batch_size: int, sequential: bool | None = None):
+def make_sweep_epoch(graphdef, tx: optax.GradientTransformation, batch_size: int, sequential: bool | None = None, *,
+                     log_every: int = 0, bounds: tuple[float, float] | None = None, histograms: bool = False):
   """``epoch(states, x, y, data_keys, epoch) -> (states, per-model per-step metrics)``: ``train.make_epoch``
-  over the models (states and data keys; ``over_models``); the data are shared."""
-  epoch = train.make_epoch(step_lib.make_train_step(graphdef, tx), batch_size)
+  over the models (states and data keys; ``over_models``); the data are shared. With ``log_every``, every
+  model's logged steps measure its statistics (and ``histograms``) inside the one program, as ``fit``'s do."""
+  plain = step_lib.make_train_step(graphdef, tx)
+  if log_every:
+    logged = step_lib.make_logged_train_step(graphdef, tx, bounds=bounds, histograms=histograms)
+    epoch = train.make_epoch(plain, batch_size, logged_step=logged, log_every=log_every)
+  else:
+    epoch = train.make_epoch(plain, batch_size)
   return jax.jit(over_models(lambda *a: epoch(*a), (0, None, None, 0, None), sequential), donate_argnums=0)
 
 
@@ -156,8 +169,6 @@ def _train(configs: list[config_lib.Config], ds: data.Dataset, workdir: Path, ve
   m = len(configs)
   for c in configs:
     workdir_lib.prepare(Path(c.workdir), "new")
-    runs.write_json(Path(c.workdir) / workdir_lib.CONFIG,
-                    workdir_lib.info(c, ds, jax.tree.map(lambda p: p[0], states.params)))
 
   mesh = devices.mesh(devices.MODELS)  # None on one device; else models split over all devices
   m_padded = m if mesh is None else -(-m // mesh.size) * mesh.size
@@ -167,29 +178,40 @@ def _train(configs: list[config_lib.Config], ds: data.Dataset, workdir: Path, ve
   eval_sets = devices.place(train.eval_arrays(ds), mesh)
   # Models split over devices train as one vmap; on one CPU one after the other (``over_models``).
   sequential = None if mesh is None else False
-  run_epoch = make_sweep_epoch(graphdef, tx, base.batch_size, sequential)
+  run_epoch = make_sweep_epoch(graphdef, tx, base.batch_size, sequential, log_every=base.log_stats_every,
+                               bounds=config_lib.activation_bounds(base), histograms=base.log_histograms)
   evaluate = make_sweep_evaluate(graphdef, sequential)
   measure = lambda states: ({k: evaluate(states.params, states.rest, *v) for k, v in eval_sets.items()}, states.step)
 
   diverged = [None] * m
   records = [{}] * m
   start = time.perf_counter()
-  with progress.Epochs(base.epochs, verbose=verbose) as shown:
+  with jax.default_matmul_precision(base.matmul_precision):  # compiled before the epochs' clock: time left is training's
+    run_epoch = run_epoch.lower(states, x, y, data_keys, 1).compile()
+  if verbose:
+    print(f"compiled the epoch of {m} models in {time.perf_counter() - start:.1f}s", flush=True)
+  with contextlib.ExitStack() as files, progress.Epochs(base.epochs, verbose=verbose) as shown:
+    logs, writers = _model_logs(configs, ds, states, files)
     for epoch, _, states, steps, (scores, step) in train.loop(
         run_epoch, states, x, y, data_keys, epochs=range(1, base.epochs + 1),
         steps_per_epoch=len(ds.train_y) // base.batch_size, measure=measure, precision=base.matmul_precision):
       for i, c in enumerate(configs):
         pick = lambda tree: jax.tree.map(lambda a: a[i], tree)
         records[i] = runlog.epoch_record(epoch, int(step[i]), pick(steps), pick(scores))
-        if diverged[i] is None:
-          runs.append_jsonl(Path(c.workdir) / workdir_lib.METRICS, records[i])
+        if diverged[i] is None:  # a diverged model's records stop at the epoch it diverged in, as fit's do
+          record, stats = logs[i].write_epoch(epoch, int(step[i]), pick(steps), pick(scores))
+          loggers.notify(writers[i], record, stats, loggers.step_histograms(pick(steps)))
           if not (np.all(np.isfinite(steps["loss"][i])) and steps["params_finite"][i]):
             diverged[i] = epoch
+          else:
+            logs[i].checkpoints.save(epoch, runlog.checkpoint(pick(states), data_keys[i], epoch))
       losses = np.array([r["train_loss"] for r in records], dtype=float)
       median = np.nanmedian(losses) if np.isfinite(losses).any() else np.nan
       n_diverged = sum(d is not None for d in diverged)
       shown.done(epoch, f"{m} models: train loss median {median:.4f}, {n_diverged} diverged",
                  median_loss=f"{median:.4f}", diverged=n_diverged)
+    for log in logs:
+      log.checkpoints.wait()
 
   wall = time.perf_counter() - start
   rows = []
@@ -207,15 +229,24 @@ def _train(configs: list[config_lib.Config], ds: data.Dataset, workdir: Path, ve
   return Path(workdir)
 
 
+def _model_logs(configs: list[config_lib.Config], ds: data.Dataset, states, files: contextlib.ExitStack):
+  """Each model's ``runlog.Log`` (config.json written, checkpoints opened) and its loggers (--tensorboard), their
+  files closed with ``files``."""
+  logs, writers = [], []
+  for i, c in enumerate(configs):
+    path = Path(c.workdir)
+    stamp = {"config_sha256": config_lib.sha256(c, ignore=(*config_lib.RUN_CONTROL, "epochs"))}
+    checkpoints = files.enter_context(checkpoints_lib.Checkpoints(path / workdir_lib.CHECKPOINTS, c.keep_checkpoints,
+                                                                  stamp))
+    log = runlog.Log(path, "new", checkpoints, c.log_histograms)
+    log.write_config(workdir_lib.info(c, ds, jax.tree.map(lambda p: p[i], states.params)))
+    logs.append(log)
+    writers.append([files.enter_context(tensorboard.Writer(path))] if c.tensorboard and devices.primary() else [])
+  return logs, writers
+
+
 def from_args(args: argparse.Namespace) -> list[config_lib.Config]:
-  for flag in IGNORED:
-    if getattr(args, flag) is not None:
-      raise config_lib.ConfigError(f"--{flag} is for scripts/train.py: a sweep keeps no checkpoints and logs no "
-                                   "per-layer statistics")
   base = flags.from_args(args)
-  if base.tensorboard:
-    raise config_lib.ConfigError("--tensorboard is for scripts/train.py; convert a sweep's model folders with "
-                                 "scripts/to_tensorboard.py")
   configs = grid(base, args.seeds or [base.seed], args.init_gains or (), args.lrs or ())
   _check_sweepable(configs)
   return configs

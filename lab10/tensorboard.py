@@ -6,8 +6,8 @@ What becomes what, each at its record's global ``step`` (lab10.workdir):
 
 * metrics.jsonl: every number but ``step`` as scalar ``metrics/<key>`` (``metrics/test_accuracy``);
 * stats.jsonl: every number but ``step`` as a scalar under its own key (``forward/dense_0/act_var``, ``loss``);
-* stats_histograms.npz: each layer's activation counts as histogram ``activations/<layer>`` in the file's fixed
-  bins (values beyond the edges were counted in the end bins; sum and sum of squares are from bin centres).
+* stats_histograms.npz: each histogram under its own tag (``activations/<layer>``, ``weights/<layer>``,
+  ``grads/<layer>``) in the bins it was counted in (sum and sum of squares are from bin centres).
 
 Scalars are float32 in TensorBoard, exactly the float32 values lab10 measured. The events are derived from the
 logs: a resumed run rewrites them from its logs, cut back to its checkpoint (``Writer``), so TensorBoard shows
@@ -45,16 +45,23 @@ def scalars(record: dict, prefix: str = "") -> Iterable[tuple[str, float]]:
 
 
 def histograms(path: Path, epoch: int | None = None) -> Iterable[tuple[str, int, np.ndarray, np.ndarray]]:
-  """``(tag, step, edges, counts)`` of every logged step in stats_histograms.npz (of ``epoch`` only, if given)."""
+  """``(tag, step, edges, counts)`` of every logged step in stats_histograms.npz (of ``epoch`` only, if given):
+  ``T/edges`` and ``T/counts`` per tag T, one row per step (``lab10.runlog``). A file of an older lab10, with
+  one set of fixed ``edges`` and activation counts per layer, reads as ``activations/<layer>``."""
   if not path.exists():
     return
   with np.load(path) as saved:
-    edges, steps, epochs = saved["edges"], saved["step"], saved["epoch"]
-    layers = {k: saved[k] for k in saved.files if k not in ("edges", "step", "epoch")}
+    steps, epochs = saved["step"], saved["epoch"]
+    if "edges" in saved.files:  # older lab10: fixed bins, activations only
+      tags = {HISTOGRAM_PREFIX + k: (np.broadcast_to(saved["edges"], (len(steps), saved["edges"].size)), saved[k])
+              for k in saved.files if k not in ("edges", "step", "epoch")}
+    else:
+      tags = {k.removesuffix("/counts"): (saved[k.removesuffix("counts") + "edges"], saved[k])
+              for k in saved.files if k.endswith("/counts")}
   for i, step in enumerate(steps):
     if epoch is None or epochs[i] == epoch:
-      for layer, counts in layers.items():
-        yield HISTOGRAM_PREFIX + layer, int(step), edges, counts[i]
+      for tag, (edges, counts) in tags.items():
+        yield tag, int(step), edges[i], counts[i]
 
 
 def _summary_writer(folder: Path):
@@ -146,11 +153,25 @@ def _check_logs(run_dir: Path) -> None:
                           "it is damaged: nothing converted") from None
 
 
-def convert(run_dir: Path, out: Path | None = None) -> Path:
-  """Event files in ``out`` (default ``run_dir/tensorboard``) from the run directory's metrics.jsonl,
-  stats.jsonl and stats_histograms.npz, as ``--tensorboard`` would have written them; returns ``out``.
-  RunError for a folder that is no run directory, ConfigError if ``out`` already holds event files."""
-  run_dir = Path(run_dir)
+def convert_all(path: Path, out: Path | None = None) -> list[Path]:
+  """``convert`` a run directory, or every model of a sweep folder (into ``out/<model>``, default each model's
+  own tensorboard/); all are checked before any is written. Returns the event folders."""
+  from lab10 import loaders  # reads files only
+
+  path = Path(path)
+  if not loaders.is_sweep(path):
+    return [convert(path, out)]
+  models = loaders.run_dirs([path])
+  if not models:
+    raise runs.RunError(f"{path} is a sweep folder whose models have written nothing yet")
+  outs = [None if out is None else Path(out) / m.name for m in models]
+  for model, model_out in zip(models, outs):
+    _check_convertible(model, model_out)
+  return [convert(model, model_out) for model, model_out in zip(models, outs)]
+
+
+def _check_convertible(run_dir: Path, out: Path | None) -> Path:
+  """``out`` (default ``run_dir/tensorboard``) once ``run_dir`` is a readable run and ``out`` holds no events."""
   out = Path(out) if out is not None else run_dir / workdir.TENSORBOARD
   if not run_dir.is_dir():
     raise runs.RunError(f"{run_dir} does not exist or is not a folder; expected a lab10 run directory")
@@ -160,6 +181,15 @@ def convert(run_dir: Path, out: Path | None = None) -> Path:
   if out.is_dir() and any(out.glob(EVENT_FILES)):
     raise config_lib.ConfigError(f"{out} already holds TensorBoard event files (from --tensorboard or an earlier "
                                  "conversion); delete them, or pass another --out")
+  return out
+
+
+def convert(run_dir: Path, out: Path | None = None) -> Path:
+  """Event files in ``out`` (default ``run_dir/tensorboard``) from the run directory's metrics.jsonl,
+  stats.jsonl and stats_histograms.npz, as ``--tensorboard`` would have written them; returns ``out``.
+  RunError for a folder that is no run directory, ConfigError if ``out`` already holds event files."""
+  run_dir = Path(run_dir)
+  out = _check_convertible(run_dir, out)
   with Writer(run_dir, out) as write:
     for record, stats in logged(run_dir):
       write(record, stats)

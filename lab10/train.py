@@ -25,7 +25,7 @@ from flax import nnx
 
 from lab10 import checkpoints as checkpoints_lib
 from lab10 import config as config_lib
-from lab10 import data, devices, divergence, probes, progress, runs, tensorboard, workdir
+from lab10 import data, devices, divergence, loggers, progress, runs, tensorboard, workdir
 from lab10 import runlog
 from lab10 import step as step_lib
 
@@ -41,8 +41,7 @@ class Setup(NamedTuple):
   names: list[str]         # the hidden layers' names in order, then "head"
 
 
-# ``callback(record, stats)`` after each epoch: its metrics.jsonl line and its stats.jsonl lines (see ``fit``).
-Callback = Callable[[dict, list[dict]], None]
+Callback = loggers.Callback  # ``callback(record, stats)`` after each epoch, or a ``loggers.StepLogger``
 
 
 class FitResult(NamedTuple):
@@ -228,11 +227,11 @@ def program_key(config: config_lib.Config) -> config_lib.Config:
                              **{name: getattr(defaults, name) for name in config_lib.RUN_CONTROL})
 
 
-def epoch_for(config: config_lib.Config, s: Setup, *, edges: np.ndarray | None = None, mesh=None) -> Callable:
-  """``make_epoch`` of ``setup(config, …)``'s network (per-layer statistics as ``config`` says, ``edges`` for
-  histograms, batches split over ``mesh``), built once per process for every config with its ``program_key``."""
-  key = ("epoch", s.graphdef, program_key(config), None if edges is None else tuple(edges.tolist()), mesh)
-  return compiled(key, lambda: _make_run_epoch(config, s, edges, mesh))
+def epoch_for(config: config_lib.Config, s: Setup, *, mesh=None) -> Callable:
+  """``make_epoch`` of ``setup(config, …)``'s network (per-layer statistics and histograms as ``config`` says,
+  batches split over ``mesh``), built once per process for every config with its ``program_key``."""
+  key = ("epoch", s.graphdef, program_key(config), mesh)
+  return compiled(key, lambda: _make_run_epoch(config, s, mesh))
 
 
 def evaluate_for(graphdef, batch_size: int = EVAL_BATCH) -> Callable:
@@ -240,11 +239,12 @@ def evaluate_for(graphdef, batch_size: int = EVAL_BATCH) -> Callable:
   return compiled(("evaluate", graphdef, batch_size), lambda: make_evaluate(graphdef, batch_size))
 
 
-def _make_run_epoch(config: config_lib.Config, s: Setup, edges: np.ndarray | None, mesh) -> Callable:
+def _make_run_epoch(config: config_lib.Config, s: Setup, mesh) -> Callable:
   step = devices.split_batches(step_lib.make_train_step(s.graphdef, s.tx), mesh)
   if not config.log_stats_every:
     return make_epoch(step, config.batch_size)
-  logged = step_lib.make_logged_train_step(s.graphdef, s.tx, bounds=config_lib.activation_bounds(config), edges=edges)
+  logged = step_lib.make_logged_train_step(s.graphdef, s.tx, bounds=config_lib.activation_bounds(config),
+                                           histograms=config.log_histograms)
   return make_epoch(step, config.batch_size, logged_step=devices.split_batches(logged, mesh),
                     log_every=config.log_stats_every)
 
@@ -274,10 +274,10 @@ def fit(config: config_lib.Config, dataset: data.Dataset | None = None, *, verbo
   per epoch, summary.json at the end); return the directory and metrics.jsonl's records.
 
   ``callbacks``: each is called once per epoch, after that epoch's records are written (a diverged epoch's
-  too), as ``callback(record, stats)``: ``record`` the epoch's metrics.jsonl line, ``stats`` its stats.jsonl
-  lines (empty without --log_stats_every); for other loggers, e.g. W&B's
-  ``lambda record, stats: wandb.log(record, step=record["step"])``. --tensorboard adds one
-  (``lab10.tensorboard.Writer``). A resumed run calls them for the epochs after its checkpoint only.
+  too): a plain callable as ``callback(record, stats)`` (the epoch's metrics.jsonl line and its stats.jsonl
+  lines), a ``loggers.StepLogger`` with every logged step in step order (statistics and histograms), then the
+  record (``lab10.loggers``). --tensorboard adds one (``lab10.tensorboard.Writer``). A resumed run calls them
+  for the epochs after its checkpoint only.
 
   Raises ``divergence.Diverged`` (after writing the epoch's metrics, without checkpointing it) if the loss or
   parameters become non-finite.
@@ -312,8 +312,7 @@ def _train(config: config_lib.Config, ds: data.Dataset, path: Path, plan: str, v
     print(runs.device_summary(), flush=True)
   s = setup(config, ds.input_shape, ds.num_classes)
   mesh = devices.mesh(devices.DATA)  # None on one device; else batches split over all devices
-  edges = probes.histogram_edges(config_lib.activation_bounds(config)) if config.log_histograms else None
-  run_epoch, evaluate = epoch_for(config, s, edges=edges, mesh=mesh), evaluate_for(s.graphdef)
+  run_epoch, evaluate = epoch_for(config, s, mesh=mesh), evaluate_for(s.graphdef)
   eval_sets = devices.place(eval_arrays(ds), mesh)
   steps_per_epoch = len(ds.train_y) // config.batch_size
   # Long epochs run in pieces of about a second (one host sync each) for the bar of steps; the records are
@@ -327,7 +326,7 @@ def _train(config: config_lib.Config, ds: data.Dataset, path: Path, plan: str, v
   stamp = {"config_sha256": config_lib.sha256(config, ignore=(*config_lib.RUN_CONTROL, "epochs"))}
   with (checkpoints_lib.Checkpoints(path / workdir.CHECKPOINTS, config.keep_checkpoints, stamp) as checkpoints,
         _loggers(config, path, callbacks) as callbacks):
-    log = runlog.Log(path, plan, checkpoints, edges)
+    log = runlog.Log(path, plan, checkpoints, config.log_histograms)
     state, data_key = log.restore(s.state, s.data_key)
     log.check_statistics(steps_per_epoch, config.log_stats_every)
     state, x, y = devices.place((state, ds.train_x, ds.train_y), mesh)
@@ -342,8 +341,7 @@ def _train(config: config_lib.Config, ds: data.Dataset, path: Path, plan: str, v
                     precision=config.matmul_precision)
       for epoch, state, steps in whole_epochs(pieces, steps_per_epoch, shown.step):
         record, stats = log.write_epoch(epoch, int(state.step), steps, scores_of(state))
-        for callback in callbacks:
-          callback(record, stats)
+        loggers.notify(callbacks, record, stats, loggers.step_histograms(steps))
         loss, accuracy = f"{record['train_loss']:.4f}", f"{record['test_accuracy']:.4f}"
         shown.done(epoch, f"loss {loss} test acc {accuracy}", loss=loss, test_acc=accuracy)
         divergence.check(epoch, int(state.step), steps, s.names)

@@ -7,7 +7,7 @@ Layout::
                               first, atomically, once every input is checked; an edited one is refused)
   metrics.jsonl               one line per epoch                         ┐ cut back to the checkpoint's
   stats.jsonl                 per-layer statistics of the logged steps   ┘ epoch on resume
-  stats_histograms.npz        activation histograms of the logged steps (--log_histograms)
+  stats_histograms.npz        histograms of activations, weights, weight gradients per logged step (--log_histograms)
   checkpoints/<epoch>/        orbax checkpoints of the newest --keep_checkpoints epochs, each with its digest
   checkpoints/<epoch>.sha256.json   (arrays and config hash); resume verifies it and the model's shapes
   checkpoints.damaged/        checkpoints that failed verification, moved aside when a resume fell back
@@ -34,9 +34,8 @@ import jax
 
 from lab10 import config as config_lib
 from lab10 import data, runs
+from lab10.names import CONFIG, HISTOGRAMS, METRICS, STATS, SUMMARY, SWEEP_MODELS  # noqa: F401  (lab10.workdir.X)
 
-CONFIG, METRICS, STATS, HISTOGRAMS, SUMMARY = (
-    "config.json", "metrics.jsonl", "stats.jsonl", "stats_histograms.npz", "summary.json")
 CHECKPOINTS, TENSORBOARD, LOCK = "checkpoints", "tensorboard", "lock"
 LOGS = (METRICS, STATS)
 RUN_FILES = (CONFIG, *LOGS, HISTOGRAMS, CHECKPOINTS, TENSORBOARD, SUMMARY)
@@ -222,13 +221,12 @@ def plan(config: config_lib.Config, workdir: Path, locked: bool = False) -> str:
 
 SWEEP_TABLES = ("summary.csv", "summary.md")
 # A sweep writes this first: the model folders it lists are the sweep's own, the only ones --overwrite deletes.
-SWEEP_MODELS = "sweep.json"
 
 
 def plan_sweep(configs: list[config_lib.Config], folder: Path, locked: bool = False) -> str:
   """What ``sweep.run`` will do in ``folder`` (``configs``' workdirs are its subfolders): ``"new"`` or
   ``"done"`` (--resume of the same finished sweep); ConfigError where the folder must not be touched. A sweep's
-  models share one vmapped state and it keeps no checkpoints, so an unfinished sweep cannot be resumed."""
+  models train as one program from one start, so an unfinished sweep cannot be resumed."""
   if folder.exists() and not folder.is_dir():
     raise config_lib.ConfigError(f"--workdir {folder} exists and is not a folder")
   if not _writable(folder):
@@ -256,7 +254,7 @@ def plan_sweep(configs: list[config_lib.Config], folder: Path, locked: bool = Fa
       for c in configs)
   if not finished:
     raise config_lib.ConfigError(f"--resume: the sweep in {folder} did not finish, and a sweep cannot be resumed (its "
-                                 "models train together and it keeps no checkpoints); pass --overwrite to train it again")
+                                 "models train together from one start); pass --overwrite to train it again")
   if not same:
     raise config_lib.ConfigError(f"--resume: the sweep in {folder} has other models or settings; pass --overwrite to "
                                  "replace it, or choose another --workdir")

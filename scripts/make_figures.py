@@ -66,10 +66,7 @@ from lab10.experiments import FIGURES, Figure, Skipped, report  # noqa: E402
 def _draw(figure: Figure, data: dict, stem: Path) -> None:
   with plotting.style():
     fig = figure.draw(**data)
-    for kind in ("png", "pdf"):  # atomically, like every file lab10 writes
-      with runs.atomic(stem.with_suffix(f".{kind}")) as tmp:
-        # No creation date in the PDF: a redraw of the same data writes the same bytes.
-        fig.savefig(tmp, format=kind, dpi=200, metadata={"CreationDate": None} if kind == "pdf" else None)
+    runs.write_figure(fig, stem)
   plotting.close(fig)
 
 

@@ -276,3 +276,39 @@ def test_the_logger_writes_due_steps_and_tensorboard_events_as_it_goes(tmp_path)
   assert json.loads((tmp_path / "run" / "metrics.jsonl").read_text()) == {"epoch": 1, "step": 5, "test_accuracy": 0.5}
   with pytest.raises(ValueError, match="every=0 is out of range"):
     anymodel.Logger(tmp_path / "other", every=0)
+
+
+def test_histograms_of_inputs_weights_and_gradients_reach_the_logger_and_tensorboard(tmp_path):
+  import tb_events
+
+  class Two(nnx.Module):
+    def __init__(self, rngs):
+      self.hidden, self.out = nnx.Linear(6, 5, rngs=rngs), nnx.Linear(5, 3, rngs=rngs)
+
+    def __call__(self, x):
+      return self.out(nnx.relu(self.hidden(x)))
+
+  loss_fn = lambda model, x: jnp.mean(model(x) ** 2)
+  model = Two(nnx.Rngs(0))
+  x = jax.random.normal(jax.random.key(1), (8, 6))
+  _, grads, stats = nnx.jit(lambda m, x: anymodel.value_and_grad(loss_fn, histograms=True)(m, x))(model, x)
+  h = stats["histograms"]
+  assert set(h) == {f"{kind}/{layer}" for kind in ("inputs", "weights", "grads") for layer in ("hidden", "out")}
+  hidden_out = np.maximum(np.asarray(x) @ np.asarray(model.hidden.kernel[...]) + np.asarray(model.hidden.bias[...]), 0)
+  for tag, values in [("inputs/hidden", np.asarray(x)), ("inputs/out", hidden_out),
+                      ("weights/out", np.asarray(model.out.kernel[...])), ("grads/hidden", np.asarray(grads["hidden"]["kernel"][...]))]:
+    assert int(h[tag]["counts"].sum()) == values.size, tag
+    np.testing.assert_allclose(np.asarray(h[tag]["edges"])[[0, -1]], [values.min(), values.max()], rtol=1e-5, atol=1e-7)
+  with anymodel.Logger(tmp_path / "run", every=1) as log:
+    for step in range(2):
+      log.stats(step, stats, loss=0.5)
+    log.epoch(1, 2)
+    log.stats(2, stats)
+  with np.load(tmp_path / "run" / "stats_histograms.npz") as saved:
+    assert saved["step"].tolist() == [0, 1, 2] and saved["epoch"].tolist() == [1, 1, 2]
+    assert saved["weights/out/counts"].shape == (3, 50) and saved["grads/hidden/edges"].shape == (3, 51)
+  assert "histograms" not in json.loads((tmp_path / "run" / "stats.jsonl").read_text().splitlines()[0])
+  from lab10 import tensorboard
+  tensorboard.convert(tmp_path / "run")
+  _, hists = tb_events.read(tmp_path / "run" / "tensorboard")
+  assert sorted(hists) == sorted(h) and [s for s, _ in hists["inputs/out"]] == [0, 1]  # the ended epoch

@@ -128,3 +128,54 @@ def test_a_config_json_without_its_hash_is_refused_in_one_line(tmp_path):
   with pytest.raises(C.ConfigError, match=r"has no config_sha256 \(an older lab10 wrote it\), so whether it was "
                                           r"edited cannot be told; pass --overwrite"):
     C.load_json(tmp_path / "config.json")
+
+
+def _config_from(argv):
+  return flags.from_args(flags.parser("t").parse_args(argv))
+
+
+def test_config_files_set_fields_under_explicit_flags(tmp_path):
+  (tmp_path / "a.json").write_text('{"lr": 0.01, "width": [64, 32], "depth": 2, "activation": "tanh", "epochs": 3}')
+  (tmp_path / "b.yaml").write_text("preset: lab10-3-xavier\nwidth: 128\nseed: 4\n")
+  c = _config_from(["--config", str(tmp_path / "a.json"), "--lr", "0.5"])
+  assert (c.lr, c.width, c.activation, c.epochs) == (0.5, (64, 32), "tanh", 3)
+  c = _config_from(["--config", str(tmp_path / "b.yaml")])
+  xavier = C.with_preset("lab10-3-xavier")
+  assert (c.preset, c.init, c.width, c.seed, c.epochs) == ("lab10-3-xavier", xavier.init, (128,), 4, xavier.epochs)
+  # A --preset flag replaces the file's preset; the file's fields still override the preset.
+  c = _config_from(["--config", str(tmp_path / "b.yaml"), "--preset", "lab10-4-deep"])
+  assert (c.preset, c.depth, c.width) == ("lab10-4-deep", C.with_preset("lab10-4-deep").depth, (128,))
+
+
+def test_a_runs_own_config_json_repeats_it_with_another_seed(tmp_path):
+  run = dataclasses.replace(C.with_preset("lab10-2-relu", lr=0.003, workdir=str(tmp_path / "run")), seed=7)
+  path = tmp_path / "C.json"
+  path.write_text(json.dumps({"config": run.to_json(), "config_sha256": C.sha256(run), "environment": {}}))
+  again = _config_from(["--config", str(path), "--seed", "1"])
+  assert again == dataclasses.replace(run, seed=1, workdir=None)  # its settings; not its run directory
+
+
+@pytest.mark.parametrize("text, suffix, message", [
+    ("lrate: 1\n", ".yaml", "unknown field 'lrate'; valid fields: dataset,"),
+    ("activation: foo\n", ".yml", "field activation 'foo' is not valid; choose from: sigmoid, tanh"),
+    ("lr: abc\n", ".yaml", "field lr 'abc' is not a number"),
+    ('{"width": [64, "x"]}', ".json", "field width [64, 'x'] is not an integer or a list of integers"),
+    ('{"batch_size": 1.5}', ".json", "field batch_size 1.5 is not an integer"),
+    ('{"dropout": 1.5}', ".json", "field dropout 1.5 is out of range; expected a probability in [0, 1)"),
+    ("preset: nope\n", ".yaml", "field preset 'nope' is not valid; choose from: lab10-1-softmax"),
+    ('{"resume": true}', ".json", "unknown field 'resume'"),
+    ("[1, 2]", ".json", "expected a mapping of Config fields"),
+    ("{bad", ".json", "not valid JSON"),
+    ("a: [", ".yaml", "not valid YAML"),
+])
+def test_a_bad_config_file_is_one_line_naming_the_file_and_field(tmp_path, text, suffix, message):
+  path = tmp_path / f"c{suffix}"
+  path.write_text(text)
+  with pytest.raises(C.ConfigError) as e:
+    _config_from(["--config", str(path)])
+  assert str(path) in str(e.value) and message in str(e.value) and "\n" not in str(e.value), str(e.value)
+
+
+def test_a_missing_config_file_is_one_line(tmp_path):
+  with pytest.raises(C.ConfigError, match=r"--config .*nope.json: cannot be read \(No such file"):
+    _config_from(["--config", str(tmp_path / "nope.json")])

@@ -89,13 +89,20 @@ def test_layer_stats_reports_the_groups_it_is_given():
   assert "forward/dense_1/saturated" in with_kernels and "forward/dense_1/saturated" not in forward_only
 
 
-def test_histogram_counts_clip_into_the_end_bins():
-  x = np.random.default_rng(0).standard_normal(1000).astype(np.float32) * 3
-  edges = probes.histogram_edges((-1.0, 1.0), bins=20)
-  counts = np.asarray(probes.histogram(jnp.asarray(x), jnp.asarray(edges)))
-  expected = np.histogram(np.clip(x, -1, 1), edges)[0]
-  np.testing.assert_array_equal(counts, expected)
-  assert counts.sum() == 1000
+def test_fitted_histograms_span_each_tensors_range_and_match_numpy():
+  rng = np.random.default_rng(0)
+  for x in (rng.standard_normal(1000) * 3, np.maximum(rng.standard_normal((50, 40)), 0), rng.uniform(-1e-6, 2e-6, 999)):
+    h = jax.jit(probes.fitted_histogram, static_argnums=1)(jnp.asarray(x, jnp.float32), 20)
+    edges, counts = np.asarray(h["edges"]), np.asarray(h["counts"])
+    x32 = np.asarray(x, np.float32).ravel()
+    assert edges[0] == x32.min() and edges[-1] == x32.max() and len(edges) == 21
+    np.testing.assert_allclose(np.diff(edges), (x32.max() - x32.min()) / 20, rtol=1e-4)
+    expected = np.histogram(x32.astype(np.float64), edges.astype(np.float64))[0]
+    assert counts.sum() == x32.size and np.abs(counts - expected).sum() <= 2  # an edge value may round either way
+  h = probes.fitted_histogram(jnp.array([2.0, 2.0, np.nan, np.inf]), 4)  # constant; non-finite values not counted
+  np.testing.assert_array_equal(h["edges"], [1.5, 1.75, 2.0, 2.25, 2.5])
+  np.testing.assert_array_equal(h["counts"], [0, 0, 2, 0])
+  assert probes.fitted_histogram(jnp.full(3, np.nan), 2)["counts"].sum() == 0
 
 
 def test_jacobian_mean_singular_value_matches_numpy_svd():

@@ -27,7 +27,8 @@ def _epoch_steps(first_loss: float) -> dict:
   """Per-step metrics of a 4-step epoch with steps 0 and 2 logged, as ``train.make_epoch`` returns them."""
   return {"loss": np.array([first_loss, 1.0, 0.5, 0.5]), "accuracy": np.full(4, 0.5),
           "logged_index": np.array([0, 2]), "stats": {"forward/dense_0/act_var": np.array([1.0, 2.0])},
-          "histograms": {"dense_0": np.array([[1, 3], [2, 2]])}}
+          "histograms": {"activations/dense_0": {"edges": np.array([[-1.0, 0.0, 1.0], [0.0, 1.0, 2.0]], np.float32),
+                                                 "counts": np.array([[1, 3], [2, 2]])}}}
 
 
 SCORES = {"test": {"loss": 1.0, "accuracy": 0.25}}
@@ -35,9 +36,8 @@ SCORES = {"test": {"loss": 1.0, "accuracy": 0.25}}
 
 def test_log_writes_a_new_run_and_resumes_it_in_step_with_its_checkpoint(tmp_path):
   state, key = {"w": jnp.arange(3.0)}, jax.random.key(4)
-  edges = np.array([-1.0, 0.0, 1.0], np.float32)
   with checkpoints_lib.Checkpoints(tmp_path / workdir.CHECKPOINTS, 3) as checkpoints:
-    log = runlog.Log(tmp_path, "new", checkpoints, edges)
+    log = runlog.Log(tmp_path, "new", checkpoints, histograms=True)
     restored, restored_key = log.restore(state, key)
     assert restored is state and restored_key is key and log.epoch == 0
     log.write_config({"config": {"lr": 1}, "environment": {"host": "first"}})
@@ -49,10 +49,11 @@ def test_log_writes_a_new_run_and_resumes_it_in_step_with_its_checkpoint(tmp_pat
   assert [r["step"] for r in runs.read_jsonl(tmp_path / workdir.STATS)] == [0, 2, 4, 6, 8, 10]
   with np.load(tmp_path / workdir.HISTOGRAMS) as saved:
     assert saved["step"].tolist() == [0, 2, 4, 6, 8, 10] and saved["epoch"].tolist() == [1, 1, 2, 2, 3, 3]
-    assert saved["dense_0"].shape == (6, 2) and saved["edges"].tolist() == [-1.0, 0.0, 1.0]
+    assert saved["activations/dense_0/counts"].shape == (6, 2) and saved["activations/dense_0/edges"].shape == (6, 3)
+    assert saved["activations/dense_0/edges"][3].tolist() == [0.0, 1.0, 2.0]
 
   with checkpoints_lib.Checkpoints(tmp_path / workdir.CHECKPOINTS, 3) as checkpoints:
-    log = runlog.Log(tmp_path, "resume", checkpoints, edges)
+    log = runlog.Log(tmp_path, "resume", checkpoints, histograms=True)
     restored, restored_key = log.restore(state, jax.random.key(0))
     assert log.epoch == 2 and restored["w"].tolist() == [2.0, 3.0, 4.0]
     assert np.array_equal(jax.random.key_data(restored_key), jax.random.key_data(key))

@@ -4,6 +4,8 @@ import contextlib
 import io
 import re
 
+from pathlib import Path
+
 import pytest
 
 import cli
@@ -42,7 +44,12 @@ def test_stats_step_is_called_global_in_the_help():
   assert "step is global" in _help("train")
 
 
-SCRIPTS = ("train", "sweep", "make_figures", "reproduce_labs", "probe_init", "to_tensorboard", "benchmark")
+SCRIPTS = sorted(p.stem for p in (Path(__file__).parents[1] / "scripts").glob("*.py"))  # every script
+
+
+def test_the_list_of_scripts_is_complete():
+  assert {"train", "sweep", "make_figures", "reproduce_labs", "probe_init", "to_tensorboard", "benchmark",
+          "plot_runs"} <= set(SCRIPTS)
 
 
 @pytest.mark.parametrize("name", SCRIPTS)

@@ -31,12 +31,12 @@ BAD_INPUTS = [
     (["--dataset", "mnist", "--data_dir", "/nonexistent/lab10"],
      "data directory /nonexistent/lab10 does not exist (from --data_dir or $LAB10_DATA_DIR)"),
     (["--seeds", "5:2"], "argument --seeds: '5:2' is empty"),
-    (["--tensorboard"], "--tensorboard is for scripts/train.py; convert a sweep's model folders with "),
+    (["--log_histograms"], "--log_histograms needs --log_stats_every N > 0"),
+    (["--log_stats_every", "-1"], "--log_stats_every -1 is out of range"),
+    (["--keep_checkpoints", "0"], "--keep_checkpoints 0 is out of range"),
+    (["--config", "{tmp}/file"], "--config {tmp}/file: not valid JSON"),
     (["--seeds", "0,0"], "the sweep names model seed0_gain1_lr0.001 twice (repeated --seeds, --init_gains or --lrs)"),
     (["--lrs", "0.1,0.1"], "the sweep names model seed0_gain1_lr0.1 twice"),
-    (["--keep_checkpoints", "2"], "--keep_checkpoints is for scripts/train.py: a sweep keeps no checkpoints"),
-    (["--log_stats_every", "5"], "--log_stats_every is for scripts/train.py"),
-    (["--log_histograms"], "--log_histograms is for scripts/train.py"),
     (["--workdir", "{tmp}/file"], "--workdir {tmp}/file exists and is not a folder"),
     (["--width", "100000000", "--seeds", "0,1"], "--width 100000000 --depth 1 gives a model of 79,500,000,010 "
                                                  "parameters (2369.3 GiB with gradients and optimizer state for 2 models)"),
@@ -88,8 +88,8 @@ def test_a_sweep_folder_is_refused_resumed_when_finished_or_overwritten(tmp_path
   del before[tmp_path / "summary.csv"]
   status, lines = cli.main("sweep", *flags, "--resume")
   assert status == 2 and lines == [f"error: --resume: the sweep in {tmp_path} did not finish, and a sweep cannot be "
-                                   "resumed (its models train together and it keeps no checkpoints); pass --overwrite "
-                                   "to train it again"]
+                                   "resumed (its models train together from one start); pass --overwrite to train it "
+                                   "again"]
   assert before == {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file() and p.name != "lock"}
   assert cli.main("sweep", *BASE, "--seeds", "3", "--workdir", str(tmp_path), "--overwrite") == (0, [])
   assert sorted(p.name for p in tmp_path.iterdir()) == ["lock", "notes.txt", "seed3_gain1_lr0.001", "summary.csv",

@@ -24,7 +24,8 @@ def test_help_shows_the_default_output_folder():
   out = io.StringIO()
   with contextlib.redirect_stdout(out), pytest.raises(SystemExit) as exit_:
     cli.load("to_tensorboard").main(["--help"])
-  assert exit_.value.code == 0 and "RUN_DIR" in out.getvalue() and "(default: RUN_DIR/tensorboard)" in out.getvalue()
+  text = " ".join(out.getvalue().split())
+  assert exit_.value.code == 0 and "RUN_DIR" in text and "(default: RUN_DIR/tensorboard; a sweep:" in text
 
 
 def test_converts_a_run_directory(run_dir):
@@ -35,6 +36,23 @@ def test_converts_a_run_directory(run_dir):
                                         runs.read_jsonl(run_dir / workdir.STATS))
   assert {tag: sorted(v) for tag, v in scalars.items()} == expected and histograms == {}
   assert expected["metrics/epoch"] == [(5, 1.0), (10, 2.0)] and len(expected["forward/dense_0/act_var"]) == 6
+
+
+def test_converts_every_model_of_a_sweep(tmp_path):
+  from lab10 import sweep
+
+  c = config.with_preset(None, dataset="synthetic", depth=1, width=(8,), epochs=1, log_stats_every=2)
+  folder = sweep.run(sweep.grid(c, seeds=[0, 1]), data.synthetic(sizes=(500, 100)), workdir=tmp_path / "sw",
+                     verbose=False)
+  status, lines = cli.main("to_tensorboard", str(folder), "--out", str(tmp_path / "tb"))
+  assert status == 0 and lines == []
+  for model in ("seed0_gain1_lr0.001", "seed1_gain1_lr0.001"):
+    scalars, _ = tb_events.read(tmp_path / "tb" / model)
+    expected = tb_events.expected_scalars(runs.read_jsonl(folder / model / workdir.METRICS),
+                                          runs.read_jsonl(folder / model / workdir.STATS))
+    assert {tag: sorted(v) for tag, v in scalars.items()} == expected and len(expected["forward/dense_0/act_var"]) == 3
+  status, lines = cli.main("to_tensorboard", str(folder), "--out", str(tmp_path / "tb"))  # both hold events: none written
+  assert status == 2 and "seed0_gain1_lr0.001 already holds TensorBoard event files" in lines[0]
 
 
 # Each row: arguments (``{tmp}``: the test's folder, ``{run}``: a run directory that holds event files), and

@@ -100,16 +100,33 @@ BAD_INPUTS = [
     # counted from shapes before anything is allocated
     (["--dataset", "synthetic", "--width", "100000000"],
      "--width 100000000 --depth 2 gives a model of 10,000,079,600,000,010 parameters"),
+    # --config files: one line naming the file and the field
+    (["--config", "{tmp}/file"], "--config {tmp}/file: not valid JSON"),
+    (["--config", "{tmp}/nothing.yaml"], "--config {tmp}/nothing.yaml: cannot be read (No such file or directory)"),
+    (["--config", "{tmp}/fields.json"], "{tmp}/fields.json: unknown field 'learning_rate'; valid fields: dataset,"),
+    (["--config", "{tmp}/value.yaml"], "{tmp}/value.yaml: field activation 'relu6' is not valid; choose from: sigmoid"),
 ]
 
 
 @pytest.mark.parametrize("flags,message", BAD_INPUTS, ids=[" ".join(flags) for flags, _ in BAD_INPUTS])
 def test_bad_input_exits_2_with_one_line_naming_it(flags, message, tmp_path):
   (tmp_path / "file").write_text("x")
+  (tmp_path / "fields.json").write_text('{"learning_rate": 0.1}')
+  (tmp_path / "value.yaml").write_text("activation: relu6\n")
   flags = [f.format(tmp=tmp_path) for f in flags]
   status, lines = cli.main("train", *flags, *([] if "--workdir" in flags else ["--workdir", str(tmp_path / "run")]))
   assert status == 2 and len(lines) == 1 and message.format(tmp=tmp_path) in lines[0], lines
   assert not (tmp_path / "run").exists(), "a rejected run must not create its workdir"
+
+
+def test_a_runs_own_config_json_repeats_it_with_another_seed(tmp_path):
+  first = ["--dataset", "synthetic", "--width", "16", "--activation", "tanh", "--lr", "0.003", "--epochs", "1"]
+  assert cli.main("train", *first, "--workdir", str(tmp_path / "a"))[0] == 0
+  again = ["--config", str(tmp_path / "a" / "config.json"), "--seed", "5", "--workdir", str(tmp_path / "b")]
+  assert cli.main("train", *again)[0] == 0
+  a, b = (json.loads((tmp_path / run / "config.json").read_text())["config"] for run in "ab")
+  assert {k: v for k, v in b.items() if a[k] != v} == {"seed": 5, "workdir": str(tmp_path / "b")}
+  assert (a["activation"], a["lr"], a["width"]) == ("tanh", 0.003, [16])
 
 
 def test_bad_flag_in_a_real_process_is_one_line_without_traceback(tmp_path):

@@ -65,6 +65,18 @@ def test_vmapped_and_sequential_sweeps_agree(small_synthetic):
     np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
   # The six models really differ (seeds and rates): the check above is not between copies of one model.
   assert len({round(float(v), 6) for v in ends[0][1][:, -1]}) == 6
+  # With statistics measured inside the step (every 5 steps), both paths give each model's statistics.
+  stats = []
+  for sequential in (True, False):
+    epoch = sweep.make_sweep_epoch(graphdef, tx, 50, sequential, log_every=5, bounds=(-1.0, 1.0), histograms=True)
+    _, metrics = epoch(jax.tree.map(jax.numpy.copy, states), x, y, keys, 1)
+    assert metrics["logged_index"].tolist() == [[0, 5, 10, 15]] * 6
+    assert metrics["histograms"]["weights/head"]["counts"].shape == (6, 4, 50)
+    stats.append(metrics["stats"])
+  assert stats[0].keys() == stats[1].keys() and "backward/dense_1/grad_var" in stats[0]
+  for k in stats[0]:
+    assert stats[0][k].shape == (6, 4)
+    np.testing.assert_allclose(stats[0][k], stats[1][k], rtol=1e-4, atol=1e-7, err_msg=k)
 
 
 def test_sweep_refuses_models_that_differ_in_architecture():
@@ -104,3 +116,34 @@ def test_four_simulated_devices_give_the_one_device_trajectory(tmp_path):
     flat = lambda records: records if key == "fit" else sum(records, [])
     _assert_same_records(flat(four[key]), flat(one[key]), f"{key}: 4 devices vs 1")
   assert len(four["sweep"]) == 3 and four["fit"][-1]["step"] == 20
+
+
+def test_each_model_of_a_sweep_writes_what_fit_writes_for_it(small_synthetic, tmp_path):
+  """Statistics, histograms, TensorBoard events and checkpoints: per model, fit's files (on a CPU, byte for byte)."""
+  import tb_events
+
+  base = _base(log_stats_every=7, log_histograms=True, tensorboard=True, keep_checkpoints=2)
+  configs = sweep.grid(base, seeds=[0, 1], init_gains=[1.0, 2.0])
+  out = sweep.run(configs, small_synthetic, workdir=tmp_path / "sweep", verbose=False)
+  cpu = jax.default_backend() == "cpu"
+  for c in configs[::3]:  # two of the four models, differing in seed and gain
+    name = sweep.model_name(c)
+    fitted = train.fit(dataclasses.replace(c, workdir=str(tmp_path / name)), small_synthetic, verbose=False).workdir
+    swept = out / name
+    for log in ("metrics.jsonl", "stats.jsonl"):
+      got, want = runs.read_jsonl(swept / log), runs.read_jsonl(fitted / log)
+      assert got == want if cpu else _assert_same_records(got, want, f"{name}/{log}") is None, (name, log)
+    assert [r["step"] for r in runs.read_jsonl(swept / "stats.jsonl")] == [0, 7, 14, 20, 27, 34]
+    with np.load(swept / "stats_histograms.npz") as a, np.load(fitted / "stats_histograms.npz") as b:
+      assert sorted(a.files) == sorted(b.files) and "grads/head/counts" in a.files
+      for k in a.files:
+        (np.testing.assert_array_equal if cpu else np.testing.assert_allclose)(a[k], b[k], err_msg=k)
+    digests = lambda run: sorted((p.name, json.loads(p.read_text())) for p in (run / "checkpoints").glob("*.json"))
+    assert [n for n, _ in digests(swept)] == ["1.sha256.json", "2.sha256.json"]
+    if cpu:
+      assert digests(swept) == digests(fitted)  # the same config hash and the same arrays, bit for bit
+    got_scalars, got_hists = tb_events.read(swept / "tensorboard")
+    want_scalars, want_hists = tb_events.read(fitted / "tensorboard")
+    assert got_scalars.keys() == want_scalars.keys() and got_hists.keys() == want_hists.keys()
+    assert {tag: [s for s, _ in v] for tag, v in got_hists.items()} == {tag: [s for s, _ in v]
+                                                                        for tag, v in want_hists.items()}

@@ -29,12 +29,13 @@ def _check_events_equal_the_files(run_dir, folder):
   assert "metrics/test_accuracy" in expected and "backward/dense_1/grad_var" in expected
   assert {tag: sorted(v) for tag, v in scalars.items()} == expected  # every key, every step, once
   with np.load(run_dir / workdir.HISTOGRAMS) as saved:
-    assert set(histograms) == {"activations/dense_0", "activations/dense_1"}
+    assert set(histograms) == {f"activations/dense_{i}" for i in (0, 1)} | {
+        f"{kind}/{layer}" for kind in ("weights", "grads") for layer in ("dense_0", "dense_1", "head")}
     for tag, events in histograms.items():
       assert [step for step, _ in events] == saved["step"].tolist()
-      for (_, h), counts in zip(events, saved[tag.removeprefix("activations/")], strict=True):
+      for (_, h), counts, edges in zip(events, saved[f"{tag}/counts"], saved[f"{tag}/edges"], strict=True):
         assert list(h.bucket) == counts.tolist() and h.num == counts.sum()
-        assert h.min == saved["edges"][0] and list(h.bucket_limit) == saved["edges"][1:].tolist()
+        assert h.min == edges[0] and list(h.bucket_limit) == edges[1:].tolist()
 
 
 @pytest.fixture(scope="module")

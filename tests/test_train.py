@@ -4,8 +4,10 @@ import dataclasses
 import io
 import json
 import math
+import os
 import re
 import shutil
+import subprocess
 import sys
 
 import jax
@@ -14,6 +16,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
+from conftest import ROOT
 from lab10 import checkpoints as checkpoints_lib
 from lab10 import config as C
 from lab10 import flags
@@ -289,7 +292,8 @@ def test_training_with_log_stats_every_writes_every_logged_step(tmp_path):
   args = flags.parser("test").parse_args(["--dataset", "synthetic", "--depth", "3", "--width", "16", "--activation",
                                       "tanh", "--epochs", "2", "--batch_size", "100", "--log_stats_every", "3",
                                       "--log_histograms", "true", "--workdir", str(tmp_path)])
-  result = train.fit(flags.from_args(args), data.synthetic(sizes=(1000, 200)), verbose=False)
+  ds = data.synthetic(sizes=(1000, 200))
+  result = train.fit(flags.from_args(args), ds, verbose=False)
   records = runs.read_jsonl(result.workdir / "stats.jsonl")
   # 10 steps per epoch; every epoch logs its local steps 0, 3, 6, 9, at global steps 0, 3, … 10, 13, ….
   assert [r["step"] for r in records] == [0, 3, 6, 9, 10, 13, 16, 19] and [r["epoch"] for r in records][-1] == 2
@@ -302,9 +306,16 @@ def test_training_with_log_stats_every_writes_every_logged_step(tmp_path):
   assert records[0]["loss"] == pytest.approx(result.records[0]["train_loss"], rel=0.2)
   assert len(result.records) == 2
   hist = np.load(result.workdir / "stats_histograms.npz")
-  assert hist["step"].tolist() == [0, 3, 6, 9, 10, 13, 16, 19] and hist["edges"].tolist()[0] == -1.0
-  assert hist["epoch"].tolist() == [1] * 4 + [2] * 4
-  assert (hist["dense_2"].sum(axis=1) == 100 * 16).all()
+  assert hist["step"].tolist() == [0, 3, 6, 9, 10, 13, 16, 19] and hist["epoch"].tolist() == [1] * 4 + [2] * 4
+  assert sorted(k.rsplit("/", 1)[0] for k in hist.files if k.endswith("/counts")) == sorted(
+      [f"activations/dense_{i}" for i in range(3)] + [f"{kind}/{layer}" for kind in ("grads", "weights")
+                                                       for layer in ("dense_0", "dense_1", "dense_2", "head")])
+  assert (hist["activations/dense_2/counts"].sum(axis=1) == 100 * 16).all()
+  assert (hist["weights/dense_1/counts"].sum(axis=1) == 16 * 16).all()
+  assert (hist["activations/dense_2/edges"][:, 0] >= -1).all() and (hist["activations/dense_2/edges"][:, -1] <= 1).all()
+  # The bins span each step's values: the first weights' extremes are those of the initial kernel.
+  kernel = np.asarray(train.setup(flags.from_args(args), ds.input_shape, ds.num_classes).state.params["blocks"][0]["layer"]["kernel"][...])
+  assert hist["weights/dense_0/edges"][0][[0, -1]].tolist() == [kernel.min(), kernel.max()]
 
 
 def test_fit_in_pieces_writes_the_files_of_whole_epochs(monkeypatch, tmp_path):
@@ -502,3 +513,51 @@ def test_no_intact_checkpoint_is_refused_naming_the_newest_and_changes_nothing(s
                                           r"from: pass --overwrite to start the run again$"):
     train.fit(_config(run, resume=True), small, verbose=False)
   assert before == {p: p.read_bytes() for p in run.rglob("*") if p.is_file() and p.name != "lock"}
+
+
+FAKE_WANDB = '''
+import json
+_current = -1
+class Histogram:
+  def __init__(self, np_histogram):
+    counts, edges = np_histogram
+    assert len(edges) == len(counts) + 1
+    self.num = int(sum(counts))
+def init(**kwargs):
+  pass
+def log(data, step):
+  global _current
+  if step < _current:
+    raise ValueError(f"Tried to log to step {step} that is less than the current step {_current}")
+  _current = step
+  with open("wandb.jsonl", "a") as f:
+    f.write(json.dumps({"step": step, "values": {k: v if not isinstance(v, Histogram) else {"num": v.num}
+                                                  for k, v in data.items()}}) + "\\n")
+'''
+
+
+def test_the_readme_wandb_example_logs_every_statistic_and_histogram_in_step_order(tmp_path):
+  """The README's W&B example, on a small network, against a fake wandb that refuses steps out of order."""
+  readme = (ROOT / "README.md").read_text()
+  code = readme.split("**Other loggers**")[1].split("```python\n")[1].split("```")[0]
+  small = 'config.with_preset(None, dataset="synthetic", depth=2, width=(16,), epochs=2, workdir="run", '
+  assert code.count('config.with_preset("lab10-4-deep", ') == 1
+  (tmp_path / "wandb.py").write_text(FAKE_WANDB)
+  done = subprocess.run([sys.executable, "-c", code.replace('config.with_preset("lab10-4-deep", ', small)],
+                        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+                        env={**os.environ, "PYTHONPATH": str(tmp_path)})
+  assert done.returncode == 0, done.stderr[-2000:]
+  logged = [json.loads(line) for line in (tmp_path / "wandb.jsonl").read_text().splitlines()]
+  stats = runs.read_jsonl(tmp_path / "run" / "stats.jsonl")
+  records = runs.read_jsonl(tmp_path / "run" / "metrics.jsonl")
+  steps = [entry["step"] for entry in logged]
+  assert steps == sorted(steps) and len(logged) == len(stats) + len(records) == 2 + 2  # 2 epochs of 100 steps
+  for line in stats:
+    entry = next(e for e in logged if e["step"] == line["step"] and "loss" in e["values"])
+    assert {k: v for k, v in entry["values"].items() if not isinstance(v, dict)} == line
+    hists = {k: v for k, v in entry["values"].items() if isinstance(v, dict)}
+    assert hists["activations/dense_1"]["num"] == 100 * 16 and hists["weights/head"]["num"] == 16 * 10
+    assert set(hists) == {f"activations/dense_{i}" for i in (0, 1)} | {
+        f"{kind}/{layer}" for kind in ("weights", "grads") for layer in ("dense_0", "dense_1", "head")}
+  for record in records:
+    assert {"step": record["step"], "values": record} in logged
