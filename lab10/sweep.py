@@ -19,6 +19,7 @@ so this computes (−u)·lr = u·(−lr), the same float as the single-model opt
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import itertools
 import time
@@ -30,8 +31,6 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from jax.sharding import PartitionSpec as P
-
-import contextlib
 
 from lab10 import checkpoints as checkpoints_lib
 from lab10 import flags
