@@ -46,7 +46,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from lab10 import percentile, probes, runs, workdir
+from lab10 import percentile, probes, runlog, runs, workdir
 from lab10 import tensorboard as tensorboard_lib
 
 KERNEL_LAYERS: tuple[type, ...] = tuple(getattr(nnx, name) for name in ("Linear", "Conv", "LinearGeneral", "Einsum")
@@ -262,11 +262,8 @@ class Logger:
     histograms = values.pop("histograms", None)
     line = {"epoch": self.current, "step": int(step), **{k: float(v) for k, v in values.items()}}
     if histograms is not None:
-      self._histograms.setdefault("step", []).append(int(step))
-      self._histograms.setdefault("epoch", []).append(self.current)
-      for tag, h in histograms.items():
-        for part in ("edges", "counts"):
-          self._histograms.setdefault(f"{tag}/{part}", []).append(h[part])
+      one_step = {tag: {part: np.asarray(v)[None] for part, v in h.items()} for tag, h in histograms.items()}
+      runlog.add_histograms(self._histograms, [int(step)], self.current, one_step)
       self._unwritten = True
     runs.append_jsonl(self.folder / workdir.STATS, line)
     self._lines.append(line)
@@ -283,7 +280,7 @@ class Logger:
 
   def _write_histograms(self) -> None:
     if self._unwritten:
-      runs.write_npz(self.folder / workdir.HISTOGRAMS, {k: np.stack(v) for k, v in self._histograms.items()})
+      runs.write_npz(self.folder / workdir.HISTOGRAMS, runlog.histogram_arrays(self._histograms))
       self._unwritten = False
 
   def close(self) -> None:

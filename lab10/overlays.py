@@ -56,10 +56,10 @@ def panels(frames: Sequence, stat: str, layers: Sequence[str] = (), x: str = "st
 
   grouped: dict[tuple, list] = {}
   for picked, order in runs:
-    seed, copy = picked["seed"].iloc[0] if "seed" in picked.columns else None, 0
-    while seed is not None and seed in [m[0]["seed"].iloc[0] for m in grouped.get((setting(picked), copy), [])]:
+    key, seed, copy = setting(picked), picked["seed"].iloc[0] if "seed" in picked.columns else None, 0
+    while seed is not None and seed in [m[0]["seed"].iloc[0] for m in grouped.get((key, copy), [])]:
       copy += 1
-    grouped.setdefault((setting(picked), copy), []).append((picked, order))
+    grouped.setdefault((key, copy), []).append((picked, order))
   varying = [c for c in dict(next(iter(grouped))[0]) if len({dict(k).get(c) for k, _ in grouped}) > 1]
 
   out, bands, seeds = {}, {}, {}

@@ -31,6 +31,22 @@ def stats_records(epoch: int, first_step: int, steps: dict) -> list[dict]:
            **{k: float(v[j]) for k, v in steps["stats"].items()}} for j, i in enumerate(steps["logged_index"])]
 
 
+def add_histograms(store: dict[str, list], steps, epoch: int, histograms: dict[str, dict]) -> None:
+  """Append logged steps' histograms to ``store``, as stats_histograms.npz holds them: ``step``, ``epoch`` and, per
+  histogram ``T`` (``activations/dense_0``, ``weights/head``, ``grads/head``), ``T/edges`` and ``T/counts``, one
+  row per logged step (``histograms[T]["edges"|"counts"]`` have one row per step of ``steps``)."""
+  store.setdefault("step", []).append(np.asarray(steps))
+  store.setdefault("epoch", []).append(np.full(len(steps), epoch))
+  for tag, h in histograms.items():
+    for part in ("edges", "counts"):
+      store.setdefault(f"{tag}/{part}", []).append(np.asarray(h[part]))
+
+
+def histogram_arrays(store: dict[str, list]) -> dict[str, np.ndarray]:
+  """stats_histograms.npz's arrays from what ``add_histograms`` collected."""
+  return {k: np.concatenate(v) for k, v in store.items()}
+
+
 def checkpoint(state, data_key: jax.Array, epoch: int) -> dict:
   """What a checkpoint holds: model, optimizer, step, dropout key; data order = (data key, epoch)."""
   return {"state": state, "data_key": data_key, "epoch": jnp.asarray(epoch, jnp.int32)}
@@ -145,16 +161,9 @@ class Log:
     return record, stats
 
   def _write_histograms(self, epoch: int, logged_steps: np.ndarray, histograms: dict[str, dict]) -> None:
-    """Rewrite stats_histograms.npz with every logged step so far: ``step``, ``epoch`` and, per histogram
-    ``T`` (``activations/dense_0``, ``weights/head``, ``grads/head``), ``T/edges`` and ``T/counts``, one row
-    per logged step."""
-    self.histograms.setdefault("step", []).append(logged_steps)
-    self.histograms.setdefault("epoch", []).append(np.full(len(logged_steps), epoch))
-    for tag, h in histograms.items():
-      for part in ("edges", "counts"):
-        self.histograms.setdefault(f"{tag}/{part}", []).append(h[part])
-    arrays = {k: np.concatenate(v) for k, v in self.histograms.items()}
-    runs.write_npz(self.workdir / workdir.HISTOGRAMS, arrays)
+    """Rewrite stats_histograms.npz with every logged step so far."""
+    add_histograms(self.histograms, logged_steps, epoch, histograms)
+    runs.write_npz(self.workdir / workdir.HISTOGRAMS, histogram_arrays(self.histograms))
 
   def write_summary(self, summary: dict) -> None:
     if self.writes:
