@@ -249,7 +249,7 @@ def test_a_layer_of_an_unknown_kind_is_named_and_a_linen_model_refused():
 
 def test_the_readmes_example_runs_and_writes_a_run_to_tensorboard_can_read(tmp_path):
   readme = (ROOT / "README.md").read_text()
-  code = readme.split("### Your own Flax model\n")[1].split("```python\n")[1].split("```")[0]
+  code = readme.split("### Probe your own model\n")[1].split("```python\n")[1].split("```")[0]
   done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=300)
   assert done.returncode == 0, done.stderr[-2000:]
   assert done.stdout.strip().splitlines()[-1] == "['hidden', 'out']"
