@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from lab10 import quadrature
+from lab10 import compat, quadrature
 
 Activation = Callable[[jax.Array], jax.Array]
 @functools.lru_cache(maxsize=64)
@@ -35,7 +35,7 @@ def _value_and_slope(phi: Activation) -> Callable[[np.ndarray], tuple[np.ndarray
     # shape would compile anew (eagerly too, primitive by primitive).
     padded = np.zeros(max(4096, 1 << max(flat.size - 1, 0).bit_length()))
     padded[:flat.size] = flat
-    with jax.enable_x64(True):
+    with compat.enable_x64(True):
       value, slope = both(jnp.asarray(padded))
     return (np.asarray(value, np.float64)[:flat.size].reshape(x.shape),
             np.asarray(slope, np.float64)[:flat.size].reshape(x.shape))

@@ -21,13 +21,11 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from lab10 import compat
 from lab10.initializers import Initializer
 
 Activation = Callable[[jax.Array], jax.Array]
 Acts = list[dict[str, jax.Array]]  # per hidden layer, in order: {"pre": z, "post": h}
-
-# nnx.List appeared in Flax 0.11; older versions take a plain list of modules.
-_ModuleList = getattr(nnx, "List", list)
 
 
 def hidden_blocks(tree) -> list:
@@ -106,7 +104,7 @@ class MLP(_Classifier):
                         bias_init=bias_init, rngs=rngs)
 
     # With batch norm the affine layer's bias is redundant (BN's β takes its place).
-    self.blocks = _ModuleList([
+    self.blocks = compat.List([
         Block(dense(n_in, n_out, use_bias=not batchnorm), n_out, activation, batchnorm, dropout_rate, rngs)
         for n_in, n_out in zip(sizes[:-1], sizes[1:])
     ])
@@ -134,7 +132,7 @@ class CNN(_Classifier):
                dropout_rate: float = 0.0, batchnorm: bool = False, stages: int = 3, rngs: nnx.Rngs):
     channels = cnn_stage_channels(depth, width, stages)
     ins = [in_channels, *channels[:-1]]
-    self.blocks = _ModuleList([
+    self.blocks = compat.List([
         Block(nnx.Conv(c_in, c_out, (3, 3), use_bias=not batchnorm, kernel_init=kernel_init,
                        bias_init=bias_init, rngs=rngs), c_out, activation, batchnorm, dropout_rate, rngs)
         for c_in, c_out in zip(ins, channels)

@@ -65,6 +65,19 @@ def test_notebook_without_a_url_stops_in_one_line(tmp_path):
   assert [o.output_type for o in nb.cells[i].outputs] == ["error"]
 
 
+def test_notebook_refuses_a_jax_older_than_lab10_allows_in_one_line(tmp_path):
+  import re
+  fake = ("import importlib.metadata as m\n_version = m.version\n"
+          "m.version = lambda d: '0.4.35' if d == 'jax' else _version(d)\n")
+  nb = _run(fake + f"REPO_URL = {str(ROOT)!r}\nQUICK = True", tmp_path)
+  errors = [o for c in nb.cells for o in c.get("outputs", []) if o.output_type == "error"]
+  assert len(errors) == 1 and [l for l in "".join(errors[0].traceback).splitlines() if l.strip()] == [
+      "This runtime's JAX 0.4.35 is older than lab10 needs (jax >= 0.6.0): choose the latest runtime version "
+      "(Runtime → Change runtime type), then Run all again."]
+  lower = re.search(r'"jax>=([0-9.]+)"', (ROOT / "pyproject.toml").read_text()).group(1)
+  assert f'MIN_JAX = "{lower}"' in NOTEBOOK.read_text().replace('\\"', '"')  # the notebook's bound is pyproject's
+
+
 def test_notebook_uses_the_checkout_it_was_given(executed):
   assert f"lab10 from {ROOT / 'lab10'}" in _lines(executed)
 

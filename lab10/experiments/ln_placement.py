@@ -12,11 +12,10 @@ import numpy as np
 import optax
 from flax import nnx
 
-from lab10 import anymodel, plotting, progress
+from lab10 import anymodel, compat, plotting, progress
 from lab10.experiments.common import floats
 from lab10.experiments.figure import Check, Figure, Result
 
-_List = getattr(nnx, "List", list)  # nnx.List appeared in Flax 0.11
 _XAVIER = nnx.initializers.xavier_uniform()  # the initialization Xiong et al.'s analysis assumes
 VARIANTS = {"post": "Post-LN: x ← LN(x + F(x))", "pre": "Pre-LN: x ← x + F(LN(x)), final LN"}
 
@@ -48,7 +47,7 @@ class Transformer(nnx.Module):
   def __init__(self, vocab: int, d: int, heads: int, depth: int, post: bool, *, rngs: nnx.Rngs):
     self.post = post
     self.embed = nnx.Embed(vocab, d, embedding_init=nnx.initializers.normal(1.0), rngs=rngs)
-    self.blocks = _List([Block(d, heads, post, rngs=rngs) for _ in range(depth)])
+    self.blocks = compat.List([Block(d, heads, post, rngs=rngs) for _ in range(depth)])
     self.ln = nnx.LayerNorm(d, rngs=rngs)
     self.head = nnx.Linear(d, vocab, kernel_init=_XAVIER, rngs=rngs)
 

@@ -15,12 +15,11 @@ import numpy as np
 import optax
 from flax import nnx
 
-from lab10 import anymodel, plotting, progress
+from lab10 import anymodel, compat, plotting, progress
 from lab10.experiments.common import GRAD_PROBE_EXAMPLES, MOMENTUM, floats, mnist
 from lab10.experiments.figure import Check, Figure, Result
 from lab10.experiments.he_depth import HE_BATCH, HE_WEIGHT_DECAY, STALLED_ERROR
 
-_List = getattr(nnx, "List", list)  # nnx.List appeared in Flax 0.11
 
 VARIANTS = {  # id: (legend label, branch scale α as a function of depth L; None: no shortcut)
     "plain": ("plain", None),
@@ -37,7 +36,7 @@ class DeepMLP(nnx.Module):
   def __init__(self, d_in: int, width: int, depth: int, classes: int, alpha: float | None, *, rngs: nnx.Rngs):
     init = nnx.initializers.lecun_normal()
     self.alpha = alpha
-    self.layers = _List([nnx.Linear(d_in if i == 0 else width, width, kernel_init=init, rngs=rngs)
+    self.layers = compat.List([nnx.Linear(d_in if i == 0 else width, width, kernel_init=init, rngs=rngs)
                          for i in range(depth)])
     self.head = nnx.Linear(width, classes, kernel_init=init, rngs=rngs)
 

@@ -10,7 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from lab10 import plotting
+from lab10 import compat, plotting
 from lab10.experiments.common import NUM_CLASSES, backprop, build_model, floats, mlp_config
 from lab10.experiments.figure import Check, Figure, Result
 
@@ -36,7 +36,7 @@ def run(width: int = 1000, depth: int = 30, batch: int = 200, inits=tuple(VARIAN
   """
   layers = list(range(1, depth + 1))
   forward, backward, theory_f, theory_b, claims = {}, {}, {}, {}, {}
-  with jax.enable_x64(True):
+  with compat.enable_x64(True):
     kx, kg = jax.random.split(jax.random.key(seed + 1))  # inputs from seed + 1, parameters from seed
     x = jax.random.normal(kx, (batch, width), jnp.float64)
     g = jax.random.normal(kg, (batch, NUM_CLASSES), jnp.float64)
