@@ -72,7 +72,7 @@ def test_notebook_refuses_a_jax_older_than_lab10_allows_in_one_line(tmp_path):
   nb = _run(fake + f"REPO_URL = {str(ROOT)!r}\nQUICK = True", tmp_path)
   errors = [o for c in nb.cells for o in c.get("outputs", []) if o.output_type == "error"]
   assert len(errors) == 1 and [l for l in "".join(errors[0].traceback).splitlines() if l.strip()] == [
-      "This runtime's JAX 0.4.35 is older than lab10 needs (jax >= 0.6.0): choose the latest runtime version "
+      "This runtime's JAX 0.4.35 is older than lab10 needs (jax >= 0.7.0): choose the latest runtime version "
       "(Runtime → Change runtime type), then Run all again."]
   lower = re.search(r'"jax>=([0-9.]+)"', (ROOT / "pyproject.toml").read_text()).group(1)
   assert f'MIN_JAX = "{lower}"' in NOTEBOOK.read_text().replace('\\"', '"')  # the notebook's bound is pyproject's

@@ -10,7 +10,8 @@ README = (ROOT / "README.md").read_text()
 
 def test_ci_runs_the_readme_install_and_test_commands():
   ci = [line for line in (ROOT / ".ci" / "run").read_text().splitlines() if line and not line.startswith(("#", "set ", "cd "))]
-  assert ci == ['python3 -m venv .venv && . .venv/bin/activate && pip install -e ".[dev]"', "python -m pytest -n 2"]
+  assert ci == ['python3 -m venv .venv && . .venv/bin/activate && pip install -e ".[dev]"', "python -m pytest -n 2",
+                "bash .ci/lowest"]
   for line in ci:
     assert f"\n{line}\n" in README, f"README does not show {line!r}"
 
