@@ -164,6 +164,21 @@ def _typed(path: str, name: str, value, hint):
   raise config_lib.ConfigError(f"{path}: field {name} {value!r} is not {expected}")
 
 
+def check_folder(parser: argparse.ArgumentParser, flag: str, value: str | None) -> None:
+  """One-line ``parser.error`` unless ``value`` (a ``--flag`` naming a folder to write, or None: its default) can be
+  that folder: not empty, not a file, and no file where one of its parents should be."""
+  if value is None:
+    return
+  if not value.strip():
+    parser.error(f"--{flag} is empty; expected a folder")
+  path = Path(value).expanduser()
+  if path.exists() and not path.is_dir():
+    parser.error(f"--{flag} {value} exists and is not a folder")
+  blocking = next((q for q in path.parents if q.exists() and not q.is_dir()), None)
+  if blocking is not None:
+    parser.error(f"--{flag} {value} cannot be a folder: {blocking} is a file")
+
+
 def _address(text: str) -> str:
   host, _, port = text.rpartition(":")
   if not host or not port.isdigit() or not 0 < int(port) < 65536:

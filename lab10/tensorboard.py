@@ -144,10 +144,16 @@ def _check_logs(run_dir: Path) -> None:
       if path.suffix == ".npz":
         list(histograms(path))
         continue
-      for record in runs.read_jsonl(path):
+      records = runs.read_jsonl(path)
+      if path.name == workdir.METRICS and not records:
+        raise ValueError("no line: no epoch has ended")
+      for record in records:
         if not (isinstance(record, dict) and isinstance(record.get("epoch"), int)
                 and isinstance(record.get("step"), int)):
           raise ValueError(f"a line without an integer epoch and step: {str(record)[:60]}")
+        text = [k for k, v in record.items() if not (v is None or isinstance(v, (int, float)))]
+        if text:  # null is a non-finite number (lab10 writes NaN so); anything else is no measurement
+          raise ValueError(f"{text[0]!r} is not a number in the line of step {record['step']}")
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
       raise runs.RunError(f"{path} cannot be read ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); "
                           "it is damaged: nothing converted") from None

@@ -9,6 +9,7 @@ statement and its measured data.
 import argparse
 import inspect
 import json
+import math
 import sys
 import time
 from pathlib import Path
@@ -39,14 +40,20 @@ def _parse(argv: list[str]) -> argparse.Namespace:
                       "this long and draw what is finished, the rest marked (0: draw without training; None: train "
                       "to the end)")
   args = p.parse_args(argv)
+  scale_given = any(a == "--scale" or a.startswith("--scale=") for a in argv)
+  if args.quick and scale_given and args.scale != "quick":
+    p.error(f"--quick and --scale {args.scale} disagree; give one of them")
   if args.quick:
     args.scale = "quick"
+  if args.time_limit is not None and math.isnan(args.time_limit):
+    p.error("--time_limit nan is not a number; expected minutes ≥ 0")
   if args.time_limit is not None and args.time_limit < 0:
     p.error(f"--time_limit {args.time_limit:g} is negative; expected minutes ≥ 0")
+  if args.data_dir is not None and not args.data_dir.strip():
+    p.error("--data_dir is empty; expected a folder")
   if args.data_dir is not None and not Path(args.data_dir).expanduser().is_dir():
     p.error(f"--data_dir {args.data_dir} does not exist or is not a folder; expected the folder of the MNIST IDX files")
-  if args.out is not None and Path(args.out).exists() and not Path(args.out).is_dir():
-    p.error(f"--out {args.out} exists and is not a folder")
+  flags.check_folder(p, "out", args.out)
   return args
 
 
@@ -83,9 +90,12 @@ def _redraw(figure: Figure, out: Path) -> None:
   try:
     record = json.loads(path.read_text())
     data = record["data"]
-  except (ValueError, KeyError, TypeError) as e:
-    raise BadRecord(f"{path} cannot be read as a figure's record ({type(e).__name__}: {str(e).splitlines()[0]}); "
-                    "make the figure again without --redraw") from None
+    if record.get("name") != figure.name:
+      raise ValueError(f"it is the record of {record.get('name')!r}")
+    inspect.signature(figure.draw).bind(**data)  # the data the figure's drawing takes, no more, no less
+  except (ValueError, KeyError, TypeError, AttributeError) as e:
+    raise BadRecord(f"{path} cannot be read as {figure.name}'s record ({type(e).__name__}: "
+                    f"{str(e).splitlines()[0]}); make the figure again without --redraw") from None
   _draw(figure, data, out / figure.name)
   runs.write_json(path, {**record, "statement": figure.statement()}, sort_keys=False)
   print(f"{figure.name}: redrawn from {path}", flush=True)

@@ -45,6 +45,13 @@ def _parse(argv) -> argparse.Namespace:
   p.add_argument("--out", default="runs/probe_init.csv", help="CSV path; the JSON goes beside it")
   p.add_argument("--overwrite", action="store_true", help="replace --out (and its JSON) if they exist")
   args = p.parse_args(argv)
+  for flag in ("activations", "inits", "depths", "widths"):
+    values = getattr(args, flag)
+    twice = sorted({str(v) for v in values if values.count(v) > 1})
+    if twice:
+      p.error(f"--{flag} lists {', '.join(twice)} more than once; each grid value once")
+  if args.data_dir is not None and not args.data_dir.strip():
+    p.error("--data_dir is empty; expected the folder of the MNIST IDX files (leave it out for the bundled copy)")
   out = Path(args.out)
   if not args.out.strip() or args.out.endswith("/") or out.is_dir():
     p.error(f"--out {args.out!r} is not a file path; give one such as runs/probe_init.csv")

@@ -45,6 +45,13 @@ def _parse(argv) -> argparse.Namespace:
     if unknown:
       p.error(f"--only {','.join(args.only)}: unknown preset(s) {', '.join(map(repr, unknown))}; choose from: "
               f"{', '.join(PRESETS)}")
+    twice = sorted({name for name in args.only if args.only.count(name) > 1})
+    if twice:
+      p.error(f"--only lists {', '.join(twice)} more than once; each preset once")
+  if args.data_dir is not None and not args.data_dir.strip():
+    p.error("--data_dir is empty; expected the folder of the MNIST IDX files (leave it out for the bundled copy)")
+  flags.check_folder(p, "out", args.out)
+  flags.check_folder(p, "workroot", args.workroot)
   complete = not (args.quick or args.no_swap or (args.only is not None and set(args.only) != set(PRESETS)))
   if not complete and (args.update_readme or (args.out is not None and Path(args.out).resolve() == ROOT / COMMITTED)):
     what = "--update_readme" if args.update_readme else f"--out {args.out}"
@@ -52,10 +59,6 @@ def _parse(argv) -> argparse.Namespace:
             "part of it: drop the flag, or write it elsewhere with --out")
   args.out = args.out or (COMMITTED if complete else "runs/labs-quick" if args.quick else "runs/labs-partial")
   args.workroot = args.workroot or ("runs/labs-quick" if args.quick else "runs/labs")
-  if Path(args.workroot).exists() and not Path(args.workroot).is_dir():
-    p.error(f"--workroot {args.workroot} exists and is not a folder")
-  if Path(args.out).exists() and not Path(args.out).is_dir():
-    p.error(f"--out {args.out} exists and is not a folder")
   return args
 
 

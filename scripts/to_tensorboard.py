@@ -18,7 +18,11 @@ def _parse(argv) -> argparse.Namespace:
                  "scripts/sweep.py (every model)")
   p.add_argument("--out", default=None, help="folder for the event files (default: RUN_DIR/tensorboard; a sweep: "
                  "each model's own, or OUT/<model>)")
-  return p.parse_args(argv)
+  args = p.parse_args(argv)
+  if not args.run_dir.strip():
+    p.error("RUN_DIR is empty; expected a lab10 run directory or sweep folder")
+  flags.check_folder(p, "out", args.out)
+  return args
 
 
 if __name__ == "__main__":  # a signal is one line; --help and malformed flags are answered without loading JAX

@@ -123,8 +123,24 @@ BAD_INPUTS = [
     (["--data_dir", "{tmp}/file"], "--data_dir {tmp}/file does not exist or is not a folder"),
     (["--out", "{tmp}/file"], "--out {tmp}/file exists and is not a folder"),
     (["--redraw", "--only", "variance_vs_depth", "--out", "{tmp}/bad"],
-     "{tmp}/bad/variance_vs_depth.json cannot be read as a figure's record (JSONDecodeError"),
+     "{tmp}/bad/variance_vs_depth.json cannot be read as variance_vs_depth's record (JSONDecodeError"),
+    (["--redraw", "--only", "variance_vs_depth", "--out", "{tmp}/other"],
+     "{tmp}/other/variance_vs_depth.json cannot be read as variance_vs_depth's record (ValueError: it is the "
+     "record of 'selu_self_normalization')"),
+    (["--redraw", "--only", "variance_vs_depth", "--out", "{tmp}/nodata"],
+     "{tmp}/nodata/variance_vs_depth.json cannot be read as variance_vs_depth's record (KeyError: 'data')"),
+    (["--redraw", "--only", "variance_vs_depth", "--out", "{tmp}/wrongdata"],
+     "{tmp}/wrongdata/variance_vs_depth.json cannot be read as variance_vs_depth's record (TypeError: missing"),
     (["--bogus"], "unrecognized arguments: --bogus"),
+    (["--only", "variance_vs_depth,nope"], "unknown figure(s) nope; choose from"),
+    (["--only", "VARIANCE_VS_DEPTH"], "unknown figure(s) VARIANCE_VS_DEPTH"),
+    (["--time_limit", "nan"], "--time_limit nan is not a number"),
+    (["--time_limit"], "argument --time_limit: expected one argument"),
+    (["--scale"], "argument --scale: expected one argument"),
+    (["--quick", "--scale", "full"], "--quick and --scale full disagree"),
+    (["--out", ""], "--out is empty; expected a folder"),
+    (["--data_dir", " "], "--data_dir is empty; expected a folder"),
+    (["--out", "{tmp}/file/sub"], "--out {tmp}/file/sub cannot be a folder: {tmp}/file is a file"),
 ]
 
 
@@ -133,5 +149,10 @@ def test_bad_input_exits_2_with_one_line_naming_it(flags, message, tmp_path):
   (tmp_path / "file").write_text("")
   (tmp_path / "bad").mkdir()
   (tmp_path / "bad" / "variance_vs_depth.json").write_text("{bad")
+  for folder, record in (("other", {"name": "selu_self_normalization", "data": {}}),
+                         ("nodata", {"name": "variance_vs_depth"}),
+                         ("wrongdata", {"name": "variance_vs_depth", "data": {"title": "t"}})):
+    (tmp_path / folder).mkdir()
+    (tmp_path / folder / "variance_vs_depth.json").write_text(json.dumps(record))
   status, lines = cli.main("make_figures", *(f.format(tmp=tmp_path) for f in flags))
   assert status == 2 and len(lines) == 1 and message.format(tmp=tmp_path) in lines[0], lines

@@ -32,6 +32,18 @@ BAD_INPUTS = [
     (["--out", "{tmp}"], "--out '{tmp}' is not a file path"),
     (["--out", "{tmp}/file"], "--out: {tmp}/file exist(s); pass --overwrite to replace, or choose another --out"),
     (["--widths", "100000000"], "--widths 100000000 with --depths 2 and --seeds 1 needs"),
+    (["--seeds", "100000000"], "--widths 8 with --depths 2 and --seeds 100000000 needs 48 GiB of kernels"),
+    (["--activations", ""], "--activation '' is not valid; choose from: sigmoid, tanh, relu"),
+    (["--inits", ""], "--init '' is not valid; choose from: normal, glorot_uniform"),
+    (["--depths", ""], "argument --depths: '' is not a comma-separated list of integers"),
+    (["--depths", "2,,3"], "argument --depths: '2,,3' is not a comma-separated list of integers"),
+    (["--widths", "1.5"], "argument --widths: '1.5' is not a comma-separated list of integers"),
+    (["--seeds", "-1"], "--seeds -1 is out of range; expected an integer >= 1"),
+    (["--batch", "x"], "argument --batch: invalid int value: 'x'"),
+    (["--activations", "tanh,relu,tanh"], "--activations lists tanh more than once"),
+    (["--widths", "8,8"], "--widths lists 8 more than once"),
+    (["--data_dir", ""], "--data_dir is empty; expected the folder of the MNIST IDX files"),
+    (["--data_dir", "{tmp}/file"], "data directory {tmp}/file does not exist"),
 ]
 
 

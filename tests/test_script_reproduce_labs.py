@@ -22,6 +22,14 @@ BAD_INPUTS = [
     (["--workroot", "{tmp}/file"], "--workroot {tmp}/file exists and is not a folder"),
     (["--out", "{tmp}/file"], "--out {tmp}/file exists and is not a folder"),
     (["--bogus"], "unrecognized arguments: --bogus"),
+    (["--seeds"], "argument --seeds: expected one argument"),
+    (["--swap_seeds", "x"], "argument --swap_seeds: invalid int value: 'x'"),
+    (["--only", "lab10-1-softmax,lab10-1-softmax"], "--only lists lab10-1-softmax more than once"),
+    (["--data_dir", ""], "--data_dir is empty; expected the folder of the MNIST IDX files"),
+    (["--out", ""], "--out is empty; expected a folder"),
+    (["--workroot", " "], "--workroot is empty; expected a folder"),
+    (["--out", "{tmp}/file/labs"], "--out {tmp}/file/labs cannot be a folder: {tmp}/file is a file"),
+    (["--workroot", "{tmp}/file/runs"], "--workroot {tmp}/file/runs cannot be a folder: {tmp}/file is a file"),
 ]
 
 

@@ -64,6 +64,13 @@ BAD_INPUTS = [
     (["{run}"], "error: {run}/tensorboard already holds TensorBoard event files"),
     (["{run}", "--out", "{run}/tensorboard"], "already holds TensorBoard event files"),
     (["{run}", "--bogus"], "unrecognized arguments: --bogus"),
+    ([""], "RUN_DIR is empty; expected a lab10 run directory"),
+    (["{tmp}/file"], "error: {tmp}/file does not exist or is not a folder; expected a lab10 run directory"),
+    (["{run}", "{run}"], "unrecognized arguments: {run}"),
+    (["{run}", "--out"], "argument --out: expected one argument"),
+    (["{run}", "--out", ""], "--out is empty; expected a folder"),
+    (["{run}", "--out", "{tmp}/file"], "--out {tmp}/file exists and is not a folder"),
+    (["{run}", "--out", "{tmp}/file/tb"], "--out {tmp}/file/tb cannot be a folder: {tmp}/file is a file"),
 ]
 
 
@@ -73,6 +80,7 @@ def test_bad_input_exits_2_with_one_line_naming_it(args, message, run_dir, tmp_p
   (run / workdir.TENSORBOARD).mkdir(parents=True)
   (run / workdir.METRICS).write_text(run_dir.joinpath(workdir.METRICS).read_text())
   (run / workdir.TENSORBOARD / "events.out.tfevents.1.host").write_bytes(b"")
+  (tmp_path / "file").write_text("")
   args = [a.format(tmp=tmp_path, run=run) for a in args]
   status, lines = cli.main("to_tensorboard", *args)
   assert status == 2 and len(lines) == 1 and message.format(tmp=tmp_path, run=run) in lines[0], lines
@@ -84,6 +92,13 @@ DAMAGED = [
     ("metrics.jsonl", "[1, 2]\n", "metrics.jsonl cannot be read (ValueError: a line without an integer epoch and step"),
     ("stats.jsonl", '{"step": 3}\n', "stats.jsonl cannot be read (ValueError: a line without an integer epoch and step"),
     ("stats_histograms.npz", "not a zip", "stats_histograms.npz cannot be read ("),
+    ("stats_histograms.npz", "", "stats_histograms.npz cannot be read ("),
+    ("metrics.jsonl", "", "metrics.jsonl cannot be read (ValueError: no line: no epoch has ended"),
+    ("metrics.jsonl", '{"epoch": 1}\n', "metrics.jsonl cannot be read (ValueError: a line without an integer epoch"),
+    ("metrics.jsonl", '{"epoch": "x", "step": 1}\n', "a line without an integer epoch and step"),
+    ("metrics.jsonl", '{"epoch": 1, "step": 5, "train_loss": "abc"}\n',
+     "metrics.jsonl cannot be read (ValueError: 'train_loss' is not a number in the line of step 5)"),
+    ("stats.jsonl", "{bad\n", "stats.jsonl cannot be read (JSONDecodeError"),
 ]
 
 
