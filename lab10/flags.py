@@ -164,6 +164,12 @@ def _typed(path: str, name: str, value, hint):
   raise config_lib.ConfigError(f"{path}: field {name} {value!r} is not {expected}")
 
 
+def check_data_dir(parser: argparse.ArgumentParser, value: str | None) -> None:
+  """One-line ``parser.error`` if ``--data_dir`` was given empty (left out, the bundled MNIST is read)."""
+  if value is not None and not value.strip():
+    parser.error("--data_dir is empty; expected the folder of the MNIST IDX files (leave it out for the bundled copy)")
+
+
 def check_folder(parser: argparse.ArgumentParser, flag: str, value: str | None) -> None:
   """One-line ``parser.error`` unless ``value`` (a ``--flag`` naming a folder to write, or None: its default) can be
   that folder: not empty, not a file, and no file where one of its parents should be."""

@@ -49,8 +49,7 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     p.error("--time_limit nan is not a number; expected minutes ≥ 0")
   if args.time_limit is not None and args.time_limit < 0:
     p.error(f"--time_limit {args.time_limit:g} is negative; expected minutes ≥ 0")
-  if args.data_dir is not None and not args.data_dir.strip():
-    p.error("--data_dir is empty; expected a folder")
+  flags.check_data_dir(p, args.data_dir)
   if args.data_dir is not None and not Path(args.data_dir).expanduser().is_dir():
     p.error(f"--data_dir {args.data_dir} does not exist or is not a folder; expected the folder of the MNIST IDX files")
   flags.check_folder(p, "out", args.out)

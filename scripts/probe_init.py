@@ -50,8 +50,7 @@ def _parse(argv) -> argparse.Namespace:
     twice = sorted({str(v) for v in values if values.count(v) > 1})
     if twice:
       p.error(f"--{flag} lists {', '.join(twice)} more than once; each grid value once")
-  if args.data_dir is not None and not args.data_dir.strip():
-    p.error("--data_dir is empty; expected the folder of the MNIST IDX files (leave it out for the bundled copy)")
+  flags.check_data_dir(p, args.data_dir)
   out = Path(args.out)
   if not args.out.strip() or args.out.endswith("/") or out.is_dir():
     p.error(f"--out {args.out!r} is not a file path; give one such as runs/probe_init.csv")

@@ -48,8 +48,7 @@ def _parse(argv) -> argparse.Namespace:
     twice = sorted({name for name in args.only if args.only.count(name) > 1})
     if twice:
       p.error(f"--only lists {', '.join(twice)} more than once; each preset once")
-  if args.data_dir is not None and not args.data_dir.strip():
-    p.error("--data_dir is empty; expected the folder of the MNIST IDX files (leave it out for the bundled copy)")
+  flags.check_data_dir(p, args.data_dir)
   flags.check_folder(p, "out", args.out)
   flags.check_folder(p, "workroot", args.workroot)
   complete = not (args.quick or args.no_swap or (args.only is not None and set(args.only) != set(PRESETS)))

@@ -139,7 +139,7 @@ BAD_INPUTS = [
     (["--scale"], "argument --scale: expected one argument"),
     (["--quick", "--scale", "full"], "--quick and --scale full disagree"),
     (["--out", ""], "--out is empty; expected a folder"),
-    (["--data_dir", " "], "--data_dir is empty; expected a folder"),
+    (["--data_dir", " "], "--data_dir is empty; expected the folder of the MNIST IDX files"),
     (["--out", "{tmp}/file/sub"], "--out {tmp}/file/sub cannot be a folder: {tmp}/file is a file"),
 ]
 
