@@ -60,3 +60,44 @@ def test_the_figure_has_one_colour_per_network_in_both_panels(draw):
   assert len({colour(fig.axes[0], label) for label in labels}) == 3
   assert colour(fig.axes[0], labels[2]) == colour(fig.axes[1], labels[2])
   assert fig.axes[0].get_yscale() == "log" and fig.axes[1].get_xlabel() == "training step"
+
+
+def _reference_errors(model, ds, steps, every, lr, seed):
+  """``rd._train`` written step by step: epoch e's permutation drawn for every step, SGD with momentum and weight
+  decay on the kernels through optax, the training error of each block of ``every`` steps."""
+  import optax
+
+  tx = optax.chain(optax.add_decayed_weights(rd.HE_WEIGHT_DECAY, mask=lambda p: jax.tree.map(lambda v: v.ndim > 1, p)),
+                   optax.sgd(lr, momentum=rd.MOMENTUM))
+  graphdef, params = nnx.split(model, nnx.Param)
+  opt_state = tx.init(params)
+  x, y = jnp.asarray(ds.train_x.reshape(len(ds.train_x), -1)), jnp.asarray(ds.train_y)
+  per_epoch, wrong = len(y) // rd.HE_BATCH, []
+  for t in range(steps):
+    order = jax.random.permutation(jax.random.fold_in(jax.random.key(seed), t // per_epoch), len(y))
+    idx = order[(t % per_epoch) * rd.HE_BATCH:(t % per_epoch + 1) * rd.HE_BATCH]
+    loss = lambda p: optax.softmax_cross_entropy_with_integer_labels(nnx.merge(graphdef, p)(x[idx]), y[idx]).mean()
+    logits = nnx.merge(graphdef, params)(x[idx])
+    wrong.append(float(jnp.mean(jnp.argmax(logits, -1) != y[idx])))
+    updates, opt_state = tx.update(jax.grad(loss)(params), opt_state, params)
+    params = optax.apply_updates(params, updates)
+  return [float(np.mean(wrong[i:i + every])) for i in range(0, steps, every)]
+
+
+def test_training_takes_each_epochs_batches_in_its_permutation_order_across_blocks(mnist_dir):
+  from lab10.experiments.common import mnist
+
+  ds = mnist(mnist_dir, 640)  # 5 steps per epoch of batch 128: blocks of 7 steps span two and three epochs
+  make = lambda: rd.DeepMLP(784, 16, 3, 10, None, rngs=nnx.Rngs(4))
+  got = rd._train(make(), ds, 21, 7, 0.05, seed=3)
+  np.testing.assert_allclose(got, _reference_errors(make(), ds, 21, 7, 0.05, seed=3), atol=1e-6)
+
+
+def test_a_diverging_network_has_nan_from_its_first_non_finite_block_on(mnist_dir):
+  from lab10.experiments.common import mnist
+
+  ds = mnist(mnist_dir, 640)
+  errors = rd._train(rd.DeepMLP(784, 16, 3, 10, 1.0, rngs=nnx.Rngs(4)), ds, 30, 5, 1e30, seed=0)
+  assert len(errors) == 6 and np.isnan(errors[-1])
+  first = next(i for i, e in enumerate(errors) if np.isnan(e))
+  assert all(np.isnan(errors[first:])) and first < 5

@@ -53,21 +53,27 @@ def xent(model, x, y):
 
 
 def _train(model: DeepMLP, ds, steps: int, every: int, lr: float, seed: int) -> list[float]:
-  """SGD (momentum 0.9, weight decay 5e-4 on the kernels, batch 128, lr) for ``steps``; the training error of
-  each block of ``every`` steps, in order (NaN once the loss is not finite)."""
+  """SGD (momentum 0.9, weight decay 5e-4 on the kernels, batch 128, lr) for ``steps``, epoch e's batches in the
+  order of permutation ``fold_in(key(seed), e)``; the training error of each block of ``every`` steps, in order
+  (NaN from the block where the loss is first not finite: training stops there)."""
   tx = optax.chain(optax.add_decayed_weights(HE_WEIGHT_DECAY, mask=lambda p: jax.tree.map(lambda v: v.ndim > 1, p)),
                    optax.sgd(lr, momentum=MOMENTUM))
   graphdef, params = nnx.split(model, nnx.Param)
   x, y = jnp.asarray(ds.train_x.reshape(len(ds.train_x), -1)), jnp.asarray(ds.train_y)
   per_epoch = len(y) // HE_BATCH
+  spanned = -(-every // per_epoch) + 1  # the most epochs a block of ``every`` steps reaches into
 
   @jax.jit
   def block(params, opt_state, start):
+    # The data orders of the epochs this block's steps fall in: each permutation once per block, not per step.
+    first = start // per_epoch
+    orders = jax.vmap(lambda e: jax.random.permutation(jax.random.fold_in(jax.random.key(seed), e), len(y)))(
+        first + jnp.arange(spanned))
+
     def step(carry, i):
       params, opt_state = carry
       epoch, k = (start + i) // per_epoch, (start + i) % per_epoch
-      order = jax.random.permutation(jax.random.fold_in(jax.random.key(seed), epoch), len(y))
-      idx = jax.lax.dynamic_slice_in_dim(order, k * HE_BATCH, HE_BATCH)
+      idx = jax.lax.dynamic_slice_in_dim(orders[epoch - first], k * HE_BATCH, HE_BATCH)
 
       def loss(p):
         logits = nnx.merge(graphdef, p)(x[idx])
@@ -81,10 +87,12 @@ def _train(model: DeepMLP, ds, steps: int, every: int, lr: float, seed: int) -> 
     (params, opt_state), errors = jax.lax.scan(step, (params, opt_state), jnp.arange(every))
     return params, opt_state, jnp.mean(errors)
 
-  opt_state, errors = tx.init(params), []
-  for start in range(0, steps, every):
+  opt_state, errors, starts = tx.init(params), [], range(0, steps, every)
+  for start in starts:
     params, opt_state, error = block(params, opt_state, start)
     errors.append(float(error))
+    if math.isnan(errors[-1]):  # diverged: NaN from here on, without training further
+      return errors + [math.nan] * (len(starts) - len(errors))
   return errors
 
 
