@@ -1,6 +1,6 @@
 """TensorBoard event files from a run's records: live, as a ``fit`` callback (``--tensorboard``), or afterwards
-from a run directory's files (``convert``, scripts/to_tensorboard.py). Written with tensorboardX, imported only
-when a writer opens (TensorFlow is no dependency of lab10).
+from a run directory's files (``convert``, scripts/to_tensorboard.py). Written with tensorboardX on the caller's
+thread (a failed write raises at once), imported only when a writer opens (TensorFlow is no dependency of lab10).
 
 What becomes what, each at its record's global ``step`` (lab10.workdir):
 
@@ -16,7 +16,9 @@ each logged step once, never the epochs an earlier process logged but did not ch
 
 from __future__ import annotations
 
+import contextlib
 import math
+import time
 import zipfile
 from collections.abc import Iterable
 from pathlib import Path
@@ -64,16 +66,44 @@ def histograms(path: Path, epoch: int | None = None) -> Iterable[tuple[str, int,
         yield tag, int(step), edges[i], counts[i]
 
 
-def _summary_writer(folder: Path):
-  """A tensorboardX SummaryWriter into ``folder``, emptied of event files first."""
-  try:
-    from tensorboardX import SummaryWriter  # lazy: only --tensorboard and scripts/to_tensorboard.py need it
-  except ImportError:
-    raise config_lib.ConfigError("TensorBoard events need tensorboardX, which is not installed; pip install "
-                                 "'lab10[tensorboard]' (or tensorboardX)") from None
-  for old in folder.glob(EVENT_FILES):
-    old.unlink()
-  return SummaryWriter(str(folder))
+class _EventFile:
+  """One event file in ``folder``, written synchronously on the caller's thread with tensorboardX's record writer
+  (tensorboardX's SummaryWriter writes on a thread of its own, which a full disk leaves blocked forever). A failed
+  write or flush raises runs.WriteError naming the file; the folder is emptied of event files first."""
+
+  def __init__(self, folder: Path):
+    try:  # lazy: only --tensorboard and scripts/to_tensorboard.py need it
+      from tensorboardX import summary
+      from tensorboardX.event_file_writer import EventsWriter
+      from tensorboardX.proto import event_pb2
+    except ImportError:
+      raise config_lib.ConfigError("TensorBoard events need tensorboardX, which is not installed; pip install "
+                                   "'lab10[tensorboard]' (or tensorboardX)") from None
+    self._summary, self._event = summary, event_pb2.Event
+    with runs.writing(folder):
+      folder.mkdir(parents=True, exist_ok=True)
+      for old in folder.glob(EVENT_FILES):
+        old.unlink()
+      self._file = EventsWriter(str(folder / "events"))  # events.out.tfevents.<time>.<host>, its header written
+    self.path = Path(self._file._file_name)
+
+  def _add(self, summary, step: int) -> None:
+    with runs.writing(self.path):
+      self._file.write_event(self._event(summary=summary, step=step, wall_time=time.time()))
+
+  def add_scalar(self, tag: str, value: float, step: int) -> None:
+    self._add(self._summary.scalar(tag, value), step)
+
+  def add_histogram_raw(self, tag: str, *, global_step: int, **histogram) -> None:
+    self._add(self._summary.histogram_raw(tag, **histogram), global_step)
+
+  def flush(self) -> None:
+    with runs.writing(self.path):
+      self._file.flush()
+
+  def close(self) -> None:
+    with runs.writing(self.path):
+      self._file.close()
 
 
 def logged(run_dir: Path) -> list[tuple[dict, list[dict]]]:
@@ -103,7 +133,7 @@ class Writer:
     if self._writer is None:
       if self._own and self._folder.is_symlink():
         self._folder.unlink()  # the link goes, not the events of whatever it points to
-      self._writer = _summary_writer(self._folder)
+      self._writer = _EventFile(self._folder)
       for earlier, earlier_stats in logged(self._run_dir):
         if earlier["epoch"] < record["epoch"]:
           self._write(earlier, earlier_stats)
@@ -132,7 +162,11 @@ class Writer:
     return self
 
   def __exit__(self, *exc):
-    self.close()
+    if exc[0] is None:
+      self.close()
+    else:  # already failing (a full disk, say): that error is the one to report
+      with contextlib.suppress(runs.WriteError):
+        self.close()
 
 
 def _check_logs(run_dir: Path) -> None:

@@ -65,3 +65,46 @@ def test_convert_writes_what_tensorboard_would_have_written(run_dir, tmp_path):
   assert tb_events.read(tmp_path / "events") == tb_events.read(run_dir / "tensorboard")
   with pytest.raises(C.ConfigError, match="already holds TensorBoard event files"):
     tensorboard.convert(run_dir)
+
+
+class _FullDisk:
+  """An event file on a full disk: its writes are buffered, its flush fails with ENOSPC."""
+
+  def __init__(self, path):
+    self.name = path
+
+  def write(self, data):
+    return len(data)
+
+  def flush(self):
+    import errno
+    import os
+
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+  def close(self):
+    self.flush()
+
+
+def test_a_full_disk_stops_the_writer_at_once_with_a_write_error_naming_the_file(run_dir, tmp_path, monkeypatch):
+  import tensorboardX.record_writer
+
+  monkeypatch.setattr(tensorboardX.record_writer, "open_file", _FullDisk)
+  record, stats = tensorboard.logged(run_dir)[0]
+  writer = tensorboard.Writer(run_dir, tmp_path / "tb")
+  with pytest.raises(runs.WriteError, match=r"cannot write .*tb/events\.out\.tfevents\..*No space left on device"):
+    writer(record, stats)  # the epoch's flush: on this thread, so it fails here instead of blocking a writer thread
+  with pytest.raises(runs.WriteError):
+    writer.close()
+
+
+def test_a_full_disk_during_a_run_with_tensorboard_exits_4_in_one_line(tmp_path, monkeypatch):
+  import tensorboardX.record_writer
+
+  import cli
+
+  monkeypatch.setattr(tensorboardX.record_writer, "open_file", _FullDisk)
+  status, lines = cli.main("train", "--dataset", "synthetic", "--depth", "1", "--width", "8", "--epochs", "1",
+                           "--tensorboard", "--workdir", str(tmp_path / "run"))
+  assert status == 4 and len(lines) == 1 and "No space left on device" in lines[0] and "tfevents" in lines[0], lines
+  assert runs.read_jsonl(tmp_path / "run" / workdir.METRICS)  # the epoch's records were written before its events
