@@ -17,10 +17,13 @@ def _text(cell) -> str:
   return "".join(out)
 
 
-def _run(overrides: str, workdir) -> nbformat.NotebookNode:
-  """Executes the notebook with `overrides` injected after its parameters cell (papermill-style)."""
+def _run(overrides: str, workdir, upto: str | None = None) -> nbformat.NotebookNode:
+  """Executes the notebook with `overrides` injected after its parameters cell (papermill-style); with `upto`, only
+  the cells up to the first whose source holds it."""
   nbclient = pytest.importorskip("nbclient")
   nb = nbformat.read(NOTEBOOK, as_version=4)
+  if upto is not None:
+    nb.cells = nb.cells[:next(i for i, c in enumerate(nb.cells) if upto in c.source) + 1]
   params = next(i for i, c in enumerate(nb.cells) if "parameters" in c.metadata.get("tags", []))
   nb.cells.insert(params + 1, nbformat.v4.new_code_cell(overrides))
   client = nbclient.NotebookClient(nb, timeout=600, kernel_name="python3",
@@ -32,11 +35,15 @@ def _run(overrides: str, workdir) -> nbformat.NotebookNode:
   return nb
 
 
+def _overrides(mnist_dir, run_folder) -> str:
+  return f"REPO_URL = {str(ROOT)!r}\nQUICK = True\nDATA_DIR = {str(mnist_dir)!r}\nRUN_FOLDER = {str(run_folder)!r}"
+
+
 @pytest.fixture(scope="session")
 def executed(mnist_dir, tmp_path_factory, worker_id):
   # REPO_URL = the checkout: the notebook imports lab10 from it in place and installs nothing.
   def execute(path):
-    nbformat.write(_run(f"REPO_URL = {str(ROOT)!r}\nQUICK = True\nDATA_DIR = {str(mnist_dir)!r}",
+    nbformat.write(_run(_overrides(mnist_dir, tmp_path_factory.mktemp("notebook-runs")),
                         tmp_path_factory.mktemp("notebook")), path)
 
   return nbformat.read(made_once(tmp_path_factory, worker_id, "executed.ipynb", execute), as_version=4)
@@ -126,3 +133,23 @@ def test_notebook_deep_relu_comparison_reports_both_inits(executed):
   lines = _lines(executed)
   assert any(l.startswith("He (Var 2/n): training error") for l in lines)
   assert any(l.startswith("Xavier (Var 1/n): ‖∂L/∂W_1‖ at init") for l in lines)
+
+
+def test_notebook_run_again_reads_the_finished_run_in_its_run_folder(executed, mnist_dir, tmp_path):
+  # RUN_FOLDER outlives the runtime: "Run all" again (after a preempted runtime, say) resumes each run from its last
+  # checkpoint, here a finished one, which is read instead of trained again.
+  overrides = executed.cells[1].source
+  assert "RUN_FOLDER = " in overrides
+  again = _run(overrides, tmp_path, upto="train.fit(")
+  lines = [l for c in again.cells if c.cell_type == "code" for l in _text(c).splitlines()]
+  assert any("holds a finished run of 1 epochs: nothing to resume" in l for l in lines), lines
+  accuracy = [l for l in lines if l.startswith("lab10-4-deep: test accuracy")]
+  assert accuracy == [l for l in _lines(executed) if l.startswith("lab10-4-deep: test accuracy")]
+
+
+def test_notebook_with_a_drive_folder_outside_colab_stops_in_one_line(tmp_path):
+  nb = _run(f"REPO_URL = {str(ROOT)!r}\nQUICK = True\nRUN_FOLDER = '/content/drive/MyDrive/lab10'", tmp_path)
+  errors = [o for c in nb.cells for o in c.get("outputs", []) if o.output_type == "error"]
+  assert len(errors) == 1 and [l for l in "".join(errors[0].traceback).splitlines() if l.strip()] == [
+      "RUN_FOLDER /content/drive/MyDrive/lab10 is on Google Drive, which only a Colab runtime mounts: leave "
+      "RUN_FOLDER empty or give a folder of this machine, then Run all again."]
