@@ -1,7 +1,8 @@
 """He et al. 2015, Figs. 2–3 on MLPs: plain ReLU nets of 22 and 30 layers trained with the paper's optimizer, Xavier
 (Var 1/n) vs He (Var 2/n) init. One family: ``he_fig3_deep_relu`` follows one seed's 30-layer pair in detail (error,
 loss, first/last-layer gradient norms); ``he_fig2_fig3_depth`` trains 10 seeds of each (depth, init) and states how
-often each converges or stalls, and when (seed 0's 30-layer runs are he_fig3_deep_relu's networks).
+often each converges or stalls, and when (seed 0's 30-layer nets start as he_fig3_deep_relu's, with its data order;
+trained by the sweep's program, whose float rounding differs, they need not match it step for step).
 """
 
 from __future__ import annotations
