@@ -24,6 +24,15 @@ def test_benchmark_script_writes_its_table_and_json(tmp_path):
                            "--out", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=300)
   assert result.returncode == 0, result.stderr
   report = json.loads(out.with_suffix(".json").read_text())
+  # A peer that is not installed is named, with how to install it, never dropped silently.
+  import importlib.util
+
+  import cli
+
+  missing = [name for module, name in cli.load("benchmark").PEERS.items() if not importlib.util.find_spec(module)]
+  assert report["missing_peers"] == missing
+  if missing:
+    assert f"not measured: {', '.join(missing)} (not installed; pip install -e \".[bench]\" adds them)" in result.stdout
   rows = {r["name"]: r for r in report["rows"]}
   assert {"lab10 (stats off)", "lab10 sweep M=2"} <= rows.keys()
   m2 = rows["lab10 sweep M=2"]

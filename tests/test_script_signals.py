@@ -38,6 +38,15 @@ def _catches_sigterm(pid: int) -> bool:
 
 def _stop(name: str, sig: signal.Signals, tmp_path, working: bool) -> None:
   process = cli.popen(name, *[f.format(tmp=tmp_path) for f in WORK[name]])
+  try:
+    _signal(name, process, sig, tmp_path, working)
+  finally:
+    if process.poll() is None:  # a failed test leaves no process at work behind it
+      process.kill()
+      process.wait()
+
+
+def _signal(name: str, process, sig: signal.Signals, tmp_path, working: bool) -> None:
   threading.Thread(target=process.stdout.read, daemon=True).start()  # drained: it never blocks on a full pipe
   deadline = time.monotonic() + 60
   while not _catches_sigterm(process.pid):  # Python starting up: before any handler, a signal kills it as it would any program
