@@ -36,15 +36,15 @@ def _parse(argv: list[str]) -> argparse.Namespace:
                  help="redraw the PNG and PDF from each figure's saved JSON without re-running its experiment; "
                       "its measured numbers and command are kept, its statement refreshed from its module")
   p.add_argument("--time_limit", type=float, default=None,
-                 help="minutes: figures made of resumable runs (glorot_table1_mnist) start no new training after "
+                 help="minutes: figures made of resumable runs (glorot_table1_mnist, glorot_training_saturation) "
+                      "start no new training after "
                       "this long and draw what is finished, the rest marked (0: draw without training; None: train "
                       "to the end)")
-  args = p.parse_args(argv)
-  scale_given = any(a == "--scale" or a.startswith("--scale=") for a in argv)
-  if args.quick and scale_given and args.scale != "quick":
+  # A namespace that has ``scale`` keeps it unless the flag is given (as --scale, --sca or --scale=): None = not given.
+  args = p.parse_args(argv, namespace=argparse.Namespace(scale=None))
+  if args.quick and args.scale not in (None, "quick"):
     p.error(f"--quick and --scale {args.scale} disagree; give one of them")
-  if args.quick:
-    args.scale = "quick"
+  args.scale = "quick" if args.quick else args.scale or "full"
   if args.time_limit is not None and math.isnan(args.time_limit):
     p.error("--time_limit nan is not a number; expected minutes ≥ 0")
   if args.time_limit is not None and args.time_limit < 0:

@@ -138,6 +138,8 @@ BAD_INPUTS = [
     (["--time_limit"], "argument --time_limit: expected one argument"),
     (["--scale"], "argument --scale: expected one argument"),
     (["--quick", "--scale", "full"], "--quick and --scale full disagree"),
+    (["--sca", "long", "--quick"], "--quick and --scale long disagree"),  # an abbreviation is the flag too
+    (["--quick", "--scale=full"], "--quick and --scale full disagree"),
     (["--out", ""], "--out is empty; expected a folder"),
     (["--data_dir", " "], "--data_dir is empty; expected the folder of the MNIST IDX files"),
     (["--out", "{tmp}/file/sub"], "--out {tmp}/file/sub cannot be a folder: {tmp}/file is a file"),
@@ -156,3 +158,9 @@ def test_bad_input_exits_2_with_one_line_naming_it(flags, message, tmp_path):
     (tmp_path / folder / "variance_vs_depth.json").write_text(json.dumps(record))
   status, lines = cli.main("make_figures", *(f.format(tmp=tmp_path) for f in flags))
   assert status == 2 and len(lines) == 1 and message.format(tmp=tmp_path) in lines[0], lines
+
+
+def test_the_scale_is_full_unless_given_and_quick_agrees_with_scale_quick():
+  parse = cli.load("make_figures")._parse
+  assert parse([]).scale == "full" and parse(["--quick"]).scale == "quick"
+  assert parse(["--scale", "quick", "--quick"]).scale == "quick" and parse(["--sca", "long"]).scale == "long"

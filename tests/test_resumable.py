@@ -108,3 +108,80 @@ def test_a_record_made_elsewhere_whose_run_starts_again_counts_only_the_new_time
                                resumable.Stopping(patience=1, max_epochs=1))
   assert record["stop"] == "epoch cap" and len(record["epochs"]) == 1  # trained again from epoch 1, here
   assert record["wall_time_s"] < 600
+
+
+def _probed(tmp_path, tiny, name="probed", **kw):
+  """A 3-epoch probed run of the tiny net: the mean and std of its logits on 50 test images every 5 steps, the
+  logits' sum at the end."""
+  import jax.numpy as jnp
+
+  x = jnp.asarray(tiny.test_x[:50])
+  probe = lambda model: {"mean": jnp.mean(model(x, train=False)), "std": jnp.std(model(x, train=False))}
+  final = lambda model: {"sum": jnp.sum(model(x, train=False), axis=0)}
+  c = dataclasses.replace(_config(tmp_path), workdir=str(tmp_path / "work" / name))
+  return resumable.train_probed_run(c, tiny, name, tmp_path / "records", SETTING, epochs=3, every=5, probe=probe,
+                                    final=final, **kw)
+
+
+def test_a_probed_run_probes_every_n_steps_and_finishes_with_its_final_measurements(tiny, tmp_path, monkeypatch):
+  import numpy as np
+  from flax import nnx
+
+  record = _probed(tmp_path, tiny)
+  assert record["stop"] == "finished" and record["epochs_done"] == 3
+  assert record["steps"] == list(range(0, 31, 5))  # 10 steps per epoch (200 images, batch 20): probes at 0, 5, ...
+  assert len(record["probes"]) == len(record["train_loss"]) == 7 and record["train_loss"][0] is None
+  # The first probe is the initial net's, as a float64 NumPy computation of it gives it.
+  c = _config(tmp_path)
+  s = train.setup(c, tiny.input_shape, tiny.num_classes)
+  logits = np.asarray(nnx.merge(s.graphdef, s.state.params, s.state.rest)(tiny.test_x[:50], train=False), np.float64)
+  assert record["probes"][0]["mean"] == pytest.approx(logits.mean(), rel=1e-5)
+  assert record["probes"][0]["std"] == pytest.approx(logits.std(), rel=1e-5)
+  assert record["probes"][-1] != record["probes"][0] and len(record["final"]["sum"]) == 10
+  assert 0 <= record["test_error"] <= 100
+  assert not (tmp_path / "work" / "probed" / "checkpoints").exists()  # finished: the record is what is kept
+  assert json.loads((tmp_path / "records" / "probed.json").read_text()) == json.loads(json.dumps(record))
+  monkeypatch.setattr(train, "loop", lambda *a, **k: pytest.fail("a finished run was trained again"))
+  assert _probed(tmp_path, tiny) == record
+
+
+def test_a_stopped_probed_run_continues_from_its_checkpoint_as_if_never_stopped(tiny, tmp_path):
+  piece = _probed(tmp_path, tiny, deadline=-math.inf)  # stops after its first epoch
+  assert piece["stop"] is None and piece["epochs_done"] == 1 and piece["steps"] == [0, 5, 10]
+  assert (tmp_path / "work" / "probed" / "checkpoints" / "1").exists()
+  real_loop = train.loop
+  resumed_from = []
+
+  def loop(*a, epochs, **k):
+    resumed_from.append(epochs.start)
+    return real_loop(*a, epochs=epochs, **k)
+
+  with pytest.MonkeyPatch.context() as m:
+    m.setattr(train, "loop", loop)
+    done = _probed(tmp_path, tiny)
+  assert resumed_from == [2]  # continued after epoch 1, not started again
+  uninterrupted = _probed(tmp_path / "again", tiny)
+  for key in ("steps", "probes", "train_loss", "final", "test_error"):
+    assert done[key] == uninterrupted[key], key
+
+
+def test_a_probed_record_without_its_checkpoint_starts_again(tiny, tmp_path):
+  import shutil
+
+  piece = _probed(tmp_path, tiny, deadline=-math.inf)
+  shutil.rmtree(tmp_path / "work")  # (the record was made elsewhere: its checkpoints are not here)
+  (tmp_path / "records" / "probed.json").write_text(json.dumps({**piece, "wall_time_s": 1e6}))
+  done = _probed(tmp_path, tiny)
+  assert done["stop"] == "finished" and done["steps"] == list(range(0, 31, 5)) and done["wall_time_s"] < 600
+  assert done["probes"] == _probed(tmp_path / "again", tiny)["probes"]
+
+
+def test_a_diverging_probed_run_stops_with_what_it_had(tiny, tmp_path):
+  c = dataclasses.replace(_config(tmp_path, lr=1e30), workdir=str(tmp_path / "work" / "big"))
+  record = resumable.train_probed_run(c, tiny, "big", tmp_path / "records", SETTING, epochs=3, every=5,
+                                      probe=lambda model: {})
+  assert record["stop"] == "diverged" and record["test_error"] is None
+  assert json.loads((tmp_path / "records" / "big.json").read_text())["stop"] == "diverged"
+  with pytest.raises(ValueError, match="every=3 does not divide an epoch of 10 steps"):
+    resumable.train_probed_run(c, tiny, "odd", tmp_path / "records", SETTING, epochs=1, every=3,
+                               probe=lambda model: {})

@@ -40,8 +40,30 @@ MAX_EPOCHS = 40
 PAIRS = (("tanh_n", "tanh"), ("softsign_n", "softsign"), ("sigmoid", "tanh"), ("sigmoid", "softsign"))
 
 
+RECORDS = "glorot_table1_mnist_runs"  # the runs' records, in the figure's folder
+
+
 def _name(key: str, lr: float, seed: int) -> str:
   return f"{key}_lr{lr:g}_seed{seed}"
+
+
+def _setting(width: int = 1000, depth: int = 5, batch_size: int = 10, train_images: int = 60_000 - VAL_SIZE,
+             patience: int = PATIENCE, max_epochs: int = MAX_EPOCHS) -> dict:
+  """What a run's record must have been made with to be reused (the full-scale table's by default)."""
+  return dict(width=width, depth=depth, batch_size=batch_size, train_images=train_images, val_images=VAL_SIZE,
+              patience=patience, max_epochs=max_epochs)
+
+
+def _read(records: Path, setting: dict, lrs=LRS, seeds=SEEDS) -> dict:
+  names = [_name(k, lr, s) for k in CONFIGURATIONS for lr in lrs for s in seeds]
+  return {n: r for n in names if (r := resumable.read(records, n, setting)) is not None}
+
+
+def chosen_rate(key: str, out: str = "figures") -> float | None:
+  """Configuration ``key``'s learning rate as the full-scale table chose it from its records in ``out``; None until
+  seed 0 has finished every rate of the grid, or if no rate left chance."""
+  lr, learned = _selection(key, _read(Path(out) / RECORDS, _setting()), LRS, SEEDS[0])
+  return lr if learned else None
 
 
 def _selection(key: str, found: dict, lrs, seed: int) -> tuple[float | None, bool]:
@@ -79,11 +101,9 @@ def run(data_dir=None, out: str = "figures", workroot: str = "runs/glorot_table1
   ds = data.load("mnist", data_dir, val_size=VAL_SIZE)
   ds = dataclasses.replace(ds, train_x=ds.train_x[:n_train], train_y=ds.train_y[:n_train])
   stopping = resumable.Stopping(patience, max_epochs)
-  setting = dict(width=width, depth=depth, batch_size=batch_size, train_images=len(ds.train_y), val_images=VAL_SIZE,
-                 patience=patience, max_epochs=max_epochs)
-  records = Path(out) / "glorot_table1_mnist_runs"
-  names = [_name(k, lr, s) for k in CONFIGURATIONS for lr in lrs for s in seeds]
-  read = lambda: {n: r for n in names if (r := resumable.read(records, n, setting)) is not None}
+  setting = _setting(width, depth, batch_size, len(ds.train_y), patience, max_epochs)
+  records = Path(out) / RECORDS
+  read = lambda: _read(records, setting, lrs, seeds)
   deadline = math.inf if time_limit_s is None else time.monotonic() + time_limit_s
   while time.monotonic() < deadline and (todo := _todo(read(), lrs, seeds)):
     for key, lr, seed in todo:  # the first run no other process is training; then plan again

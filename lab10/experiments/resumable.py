@@ -1,5 +1,6 @@
-"""Runs too long for one sitting: each trained with early stopping, in pieces of a few epochs, resumable from its
-checkpoint and cumulative through a small record per run.
+"""Runs too long for one sitting: each trained with early stopping, in pieces of a few epochs (``train_run``), or
+for a fixed number of epochs with measurements every N steps (``train_probed_run``); resumable from its checkpoint
+and cumulative through a small record per run.
 
 A run's record (``<records>/<name>.json``, a few KB: its per-epoch errors, how it stopped, its wall time and the
 machine) is rewritten after every piece. A finished record is reused, never retrained; an unfinished run continues
@@ -18,9 +19,14 @@ import math
 import os
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import jax
+import numpy as np
+from flax import nnx
+
+from lab10 import checkpoints as checkpoints_lib
 from lab10 import config as config_lib
 from lab10 import data, divergence, runs, train, workdir
 
@@ -78,20 +84,31 @@ def _claimed(path: Path) -> Iterator[bool]:
     os.close(fd)  # releases the lock
 
 
+@contextlib.contextmanager
+def _unfinished(records: Path, name: str, setting: dict, path: Path, finished) -> Iterator[tuple[bool, dict | None]]:
+  """``(True, its record or None)`` while this process alone holds run ``name``'s claim (beside its run directory
+  ``path``) and the run is not finished; else at once ``(False, its finished record)``, or ``(False, None)`` if
+  another process holds it."""
+  done = read(records, name, setting)
+  if done is not None and done["stop"] in finished:
+    yield False, done
+    return
+  with _claimed(path.parent / f"{path.name}.claim") as mine:
+    if not mine:
+      yield False, None
+      return
+    done = read(records, name, setting)  # again: another process may have worked on it since
+    yield (False, done) if done is not None and done["stop"] in finished else (True, done)
+
+
 def train_run(c: config_lib.Config, ds: data.Dataset, name: str, records: Path, setting: dict, stopping: Stopping,
               deadline: float = math.inf) -> dict | None:
   """Train run ``name`` (``c``; its run directory ``c.workdir``) until it stops or ``time.monotonic()`` passes
   ``deadline``, in pieces of at most ``stopping.patience`` epochs, rewriting its record after each; return the
   record (``stop`` None if it is unfinished), or None if another process is training it."""
-  done = read(records, name, setting)
-  if done is not None and done["stop"] in FINISHED:
-    return done
   path = Path(c.workdir)
-  with _claimed(path.parent / f"{path.name}.claim") as mine:
+  with _unfinished(records, name, setting, path, FINISHED) as (mine, done):
     if not mine:
-      return None
-    done = read(records, name, setting)  # again: another process may have worked on it since
-    if done is not None and done["stop"] in FINISHED:
       return done
     records.mkdir(parents=True, exist_ok=True)
     wall, diverged = 0.0, False
@@ -120,3 +137,83 @@ def train_run(c: config_lib.Config, ds: data.Dataset, name: str, records: Path, 
       except divergence.Diverged:  # fit wrote the epoch's metrics and kept the last finite checkpoint
         diverged = True
       wall += time.perf_counter() - start
+
+
+PROBED_FINISHED = ("finished", "diverged")  # a probed run's record whose ``stop`` is one of these is done
+
+
+def train_probed_run(c: config_lib.Config, ds: data.Dataset, name: str, records: Path, setting: dict, *,
+                     epochs: int, every: int, probe: Callable[[nnx.Module], dict],
+                     final: Callable[[nnx.Module], dict] = lambda model: {},
+                     deadline: float = math.inf) -> dict | None:
+  """Train run ``name`` (``c``; its run directory ``c.workdir``) for ``epochs`` epochs, calling ``probe(model)``
+  (jitted; a dict of arrays) at step 0 and every ``every`` steps (which must divide an epoch), and ``final(model)``
+  and the test error at the end. After each epoch its checkpoint is saved (the newest two kept) and its record
+  rewritten: ``steps``, ``probes`` (one dict of lists per probe point), ``train_loss`` (mean over the ``every``
+  steps before each point after the first), ``epochs_done``, ``stop`` ("finished", "diverged", or None while it is
+  unfinished), ``final``, ``test_error`` (%), wall time and machine. A record with epochs the run directory has no
+  checkpoint of (made elsewhere, or the directory removed) starts again. Stops after the epoch during which
+  ``time.monotonic()`` passes ``deadline``. Returns the record, or None if another process is training it."""
+  path = Path(c.workdir)
+  with _unfinished(records, name, setting, path, PROBED_FINISHED) as (mine, done):
+    if not mine:
+      return done
+    steps_per_epoch = len(ds.train_y) // c.batch_size
+    if steps_per_epoch % every:
+      raise ValueError(f"every={every} does not divide an epoch of {steps_per_epoch} steps")
+    s = train.setup(c, ds.input_shape, ds.num_classes)
+    run_epoch = train.epoch_for(c, s)
+    model_of = lambda state: nnx.merge(s.graphdef, state.params, state.rest)
+    run_probe = jax.jit(lambda state: probe(model_of(state)))
+    like = {"state": s.state}
+    records.mkdir(parents=True, exist_ok=True)
+    with checkpoints_lib.Checkpoints(path / workdir.CHECKPOINTS, 2, {"run": name}) as saved:
+      record, state = None, s.state
+      if done is not None and done["epochs_done"] in saved.epochs():
+        record, state = done, saved.restore(done["epochs_done"], like)["state"]
+      if record is None:
+        with jax.default_matmul_precision(c.matmul_precision):
+          first = jax.device_get(run_probe(state))
+        record = {"name": name, "setting": setting, "stop": None, "epochs_done": 0, "steps": [0],
+                  "probes": [_plain(first)], "train_loss": [None], "final": None, "test_error": None,
+                  "wall_time_s": 0.0, "machine": runs.machine()}
+      x, y = jax.device_put(ds.train_x), jax.device_put(ds.train_y)
+      kept = dict(record)
+      for key in ("steps", "probes", "train_loss"):  # appended to in place: the record read stays as it was
+        kept[key] = list(record[key])
+      start, before = time.perf_counter(), record["wall_time_s"]
+      for epoch, at, state, metrics, probed in train.loop(
+          run_epoch, state, x, y, s.data_key, epochs=range(record["epochs_done"] + 1, epochs + 1),
+          steps_per_epoch=steps_per_epoch, measure=run_probe, chunk=every, precision=c.matmul_precision):
+        loss = float(np.mean(metrics["loss"]))
+        if not (math.isfinite(loss) and bool(metrics["params_finite"])):
+          kept |= {"stop": "diverged", "wall_time_s": before + time.perf_counter() - start, "machine": runs.machine()}
+          runs.write_json(records / f"{name}.json", kept)
+          return kept
+        kept["steps"].append(int(state.step))
+        kept["probes"].append(_plain(probed))
+        kept["train_loss"].append(loss)
+        if at < steps_per_epoch:
+          continue
+        kept["epochs_done"] = epoch
+        saved.save(epoch, {"state": state})
+        saved.wait()  # the record names only epochs whose checkpoint is on disk
+        if epoch == epochs:
+          with jax.default_matmul_precision(c.matmul_precision):
+            model = model_of(state)
+            kept["final"] = _plain(jax.device_get(jax.jit(final)(model)))
+            scores = train.evaluate_for(s.graphdef)(state.params, state.rest, ds.test_x, ds.test_y)
+          kept["test_error"] = 100 * (1 - float(scores["accuracy"]))
+          kept["stop"] = "finished"
+        kept |= {"wall_time_s": before + time.perf_counter() - start, "machine": runs.machine()}
+        runs.write_json(records / f"{name}.json", kept)
+        if kept["stop"] is not None or time.monotonic() > deadline:
+          break
+  if kept["stop"] is not None:
+    shutil.rmtree(path / workdir.CHECKPOINTS, ignore_errors=True)  # the record is what is kept
+  return kept
+
+
+def _plain(tree: dict) -> dict:
+  """A probe's arrays as JSON values: floats and nested lists of floats."""
+  return {k: np.asarray(v, dtype=float).tolist() for k, v in tree.items()}
