@@ -104,10 +104,10 @@ def _tabulate(found: dict, rates: dict, seeds, setting: dict) -> Result:
     claims[f"{key}_lr"] = (math.nan if rates.get(key) is None else float(rates[key]),
                            f"{label}: learning rate, Glorot Table 1's choice for this net (NaN: not chosen yet)")
     claims[f"{key}_seeds"] = (float(len(done)), f"{label}: seeds finished (of {len(seeds)})")
+    p98s = {s: np.array([p["p98"] for p in r["probes"]]) for s, r in done.items()}  # (points, layers) per seed
     by_seed = {}
     for s, r in done.items():
-      p98 = np.array([p["p98"] for p in r["probes"]])  # (points, layers)
-      by_seed[s] = onsets(p98, r["steps"])
+      by_seed[s] = onsets(p98s[s], r["steps"])
       for i, v in enumerate(by_seed[s]):
         claims[f"{key}_seed{s}_layer{i + 1}_onset"] = (v, f"{label}, seed {s}: first update at which layer {i + 1}'s "
                                                           f"98th percentile of |h| exceeds {SATURATED_P98:g} (NaN: "
@@ -139,8 +139,8 @@ def _tabulate(found: dict, rates: dict, seeds, setting: dict) -> Result:
         f"{key}_test_error_mean": (_mean([r["test_error"] for r in done.values()]),
                                    f"{label}: test error (%, 10k test images) at the end, mean over seeds")}
     if done:
-      finals = np.array([r["probes"][-1]["p98"] for r in done.values()])  # (seeds, layers)
-      initial = np.array([r["probes"][0]["p98"] for r in done.values()])
+      finals = np.array([p98[-1] for p98 in p98s.values()])  # (seeds, layers)
+      initial = np.array([p98[0] for p98 in p98s.values()])
       density = np.array([r["final"]["density"] for r in done.values()]).mean(axis=0)  # (layers, bins)
       width = 2 / HISTOGRAM_BINS
       outer = round((1 - SATURATED_P98) / width)  # the bins with |h| > SATURATED_P98 on either side
@@ -157,7 +157,7 @@ def _tabulate(found: dict, rates: dict, seeds, setting: dict) -> Result:
             f"mean over seeds (Fig. 4)")
       seed = min(done)
       curves[label] = {"steps": done[seed]["steps"], "seed": seed,
-                       "p98": np.array([p["p98"] for p in done[seed]["probes"]]).T.tolist(),
+                       "p98": p98s[seed].T.tolist(),
                        "std": np.array([p["std"] for p in done[seed]["probes"]]).T.tolist()}
       hists[label] = density.tolist()
   runs_done = sum(r["stop"] == "finished" for r in found.values())
