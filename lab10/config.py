@@ -85,13 +85,19 @@ class Config:
   preset: str | None = _field(None, "a seed lab's settings; explicit flags override them")
   resume: bool = _field(False, "continue the run in --workdir from its newest checkpoint, with that run's config")
   overwrite: bool = _field(False, "replace the run in --workdir: its config, logs and checkpoints are deleted")
-  keep_checkpoints: int = _field(3, "newest per-epoch checkpoints kept in <workdir>/checkpoints")
+  keep_checkpoints: int = _field(3, "newest checkpoints kept in <workdir>/checkpoints")
+  checkpoint_every: int = _field(1, "checkpoint after every N-th epoch and after the last; a resumed run restarts "
+                                 "from the newest checkpoint")
 
   @property
   def hidden_widths(self) -> tuple[int, ...]:
     if self.model == "mlp" and len(self.width) > 1:
       return tuple(self.width)
     return tuple(self.width[:1]) * self.depth
+
+  def checkpoints_after(self, epoch: int) -> bool:
+    """Whether epoch ``epoch`` (1-based) ends with a checkpoint: every ``checkpoint_every``-th and the last."""
+    return epoch % self.checkpoint_every == 0 or epoch == self.epochs
 
   def to_json(self) -> dict:
     """Every setting but the one-off actions --resume and --overwrite."""
@@ -101,7 +107,7 @@ class Config:
 # How and where a run is carried out, not what it computes: these may differ between a run
 # and its resumption, and are ignored when deciding whether a workdir holds "the same run".
 ACTIONS = ("resume", "overwrite")
-RUN_CONTROL = ("workdir", "data_dir", "keep_checkpoints", "tensorboard", *ACTIONS)
+RUN_CONTROL = ("workdir", "data_dir", "keep_checkpoints", "checkpoint_every", "tensorboard", *ACTIONS)
 
 
 # The seed labs ("Deep Learning Zero To All" Lab 10, cited in lab10/labs.py) at the TF1 budget: 15 epochs,
@@ -172,6 +178,7 @@ def validate(c: Config) -> Config:
                       "(or tensorboardX), or drop --tensorboard")
   _check("seed", c.seed, 0 <= c.seed < 2**32, "an integer in [0, 2^32)")
   _check("keep_checkpoints", c.keep_checkpoints, c.keep_checkpoints >= 1, "an integer >= 1")
+  _check("checkpoint_every", c.checkpoint_every, c.checkpoint_every >= 1, "an integer >= 1")
   if c.resume and c.overwrite:
     raise ConfigError("--resume and --overwrite exclude each other; choose one")
   if c.resume and not c.workdir:

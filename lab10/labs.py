@@ -53,8 +53,10 @@ def run_seeds(configs: dict[str, config.Config], seeds: int, ds: data.Dataset, w
   jobs = [(name, seed) for name in configs for seed in range(seeds)]
   lines = progress.Lines("run", len(jobs))
   for i, (name, seed) in enumerate(progress.iterate(jobs, "runs", "run"), 1):  # a bar on a terminal
-    # An unfinished run left in the workdir is replaced, not resumed: its results were never read.
-    c = dataclasses.replace(configs[name], seed=seed, workdir=str(workroot / name / f"seed{seed}"), overwrite=True)
+    # An unfinished run left in the workdir is replaced, not resumed (its results were never read): a run
+    # checkpoints its last epoch only.
+    c = dataclasses.replace(configs[name], seed=seed, workdir=str(workroot / name / f"seed{seed}"), overwrite=True,
+                            checkpoint_every=configs[name].epochs)
     workdir = Path(c.workdir)
     reused = _finished(workdir, c)
     if not reused:

@@ -17,8 +17,8 @@ import numpy as np
 from lab10 import loaders, plotting
 
 # Config fields that do not tell runs apart as settings: they are pooled over (seed) or name where a run went.
-_NOT_SETTINGS = ("seed", "workdir", "data_dir", "resume", "overwrite", "keep_checkpoints", "tensorboard", "preset",
-                 "log_histograms", "log_stats_every", "epochs")
+_NOT_SETTINGS = ("seed", "workdir", "data_dir", "resume", "overwrite", "keep_checkpoints", "checkpoint_every",
+                 "tensorboard", "preset", "log_histograms", "log_stats_every", "epochs")
 
 
 def stat_names(frame) -> list[str]:

@@ -1,6 +1,6 @@
 """Many models at once: one architecture trained for several seeds × init gains σ_w × learning rates in one
-compiled program of the same pure ``train_step`` that ``fit`` scans (``over_models``: a ``jax.vmap`` on
-accelerators, the models one after the other on a CPU).
+compiled program of the same pure ``train_step`` that ``fit`` scans (``OverModels``: a ``jax.vmap`` on
+accelerators, the models one after the other through the single model's program on a CPU).
 
 Model i is exactly the model ``fit(configs[i])`` trains: the same init, data-order and dropout keys from its
 own seed, the same steps. On a CPU its arithmetic is ``fit``'s, bit for bit; through the vmap only numerics
@@ -88,42 +88,53 @@ def init_models(configs: Sequence[config_lib.Config], input_shape: Sequence[int]
           jnp.stack([s.data_key for s in setups]))
 
 
-def over_models(fn, in_axes: tuple, sequential: bool | None = None):
-  """``fn`` applied to each model: the arguments whose ``in_axes`` entry is 0 carry a leading model axis, the
-  others (None) are shared. ``sequential``: one model after the other inside the one compiled program
-  (``lax.map``), else ``jax.vmap``'s batched operations; None picks by backend — sequential on a CPU, where XLA's
-  batched matmuls run slower per model than M plain ones (``scripts/benchmark.py``), vmap on accelerators.
-  Each model's arithmetic is then the single model's."""
-  if sequential is None:
-    sequential = jax.default_backend() == "cpu"
-  if not sequential:
-    return jax.vmap(fn, in_axes=in_axes)
+class OverModels:
+  """``fn`` applied to each model, compiled: the arguments whose ``in_axes`` entry is 0 carry a leading model
+  axis, the others (None) are shared; the results are stacked along a leading model axis.
 
-  def mapped(*args):
-    def one(per_model):
-      given = iter(per_model)
-      return fn(*[next(given) if axis == 0 else a for a, axis in zip(args, in_axes)])
-    return jax.lax.map(one, [a for a, axis in zip(args, in_axes) if axis == 0])
+  ``sequential``: the models one after the other, each through the one compiled program of ``fn`` — the single
+  model's program, so each model's arithmetic and speed are the single run's; else one ``jax.vmap`` of ``fn``
+  (batched operations). None picks by backend: sequential on a CPU, where XLA's batched matmuls run slower per
+  model than M plain ones and a loop over the models inside one program (``lax.map``) ran 2–8 % slower than the
+  single run (``scripts/benchmark.py``); vmap on accelerators."""
 
-  return mapped
+  def __init__(self, fn, in_axes: tuple, sequential: bool | None = None, donate_argnums: tuple = ()):
+    self.in_axes = in_axes
+    self.sequential = jax.default_backend() == "cpu" if sequential is None else sequential
+    self._fn = jax.jit(fn if self.sequential else jax.vmap(fn, in_axes=in_axes), donate_argnums=donate_argnums)
+
+  def _model(self, args, i: int) -> list:
+    return [jax.tree.map(lambda a: a[i], a) if axis == 0 else a for a, axis in zip(args, self.in_axes)]
+
+  def compile(self, *args) -> OverModels:
+    """Compile now for these arguments (their shapes), not at the first call."""
+    self._fn = self._fn.lower(*(self._model(args, 0) if self.sequential else args)).compile()
+    return self
+
+  def __call__(self, *args):
+    if not self.sequential:
+      return self._fn(*args)
+    models = len(jax.tree.leaves(next(a for a, axis in zip(args, self.in_axes) if axis == 0))[0])
+    results = [self._fn(*self._model(args, i)) for i in range(models)]
+    return jax.tree.map(lambda *leaves: jnp.stack(leaves), *results)
 
 
 def make_sweep_epoch(graphdef, tx: optax.GradientTransformation, batch_size: int, sequential: bool | None = None, *,
                      log_every: int = 0, bounds: tuple[float, float] | None = None, histograms: bool = False):
   """``epoch(states, x, y, data_keys, epoch) -> (states, per-model per-step metrics)``: ``train.make_epoch``
-  over the models (states and data keys; ``over_models``); the data are shared. With ``log_every``, every
-  model's logged steps measure its statistics (and ``histograms``) inside the one program, as ``fit``'s do."""
+  over the models (states and data keys; ``OverModels``); the data are shared. With ``log_every``, every
+  model's logged steps measure its statistics (and ``histograms``) inside the compiled step, as ``fit``'s do."""
   plain = step_lib.make_train_step(graphdef, tx)
   if log_every:
     logged = step_lib.make_logged_train_step(graphdef, tx, bounds=bounds, histograms=histograms)
     epoch = train.make_epoch(plain, batch_size, logged_step=logged, log_every=log_every)
   else:
     epoch = train.make_epoch(plain, batch_size)
-  return jax.jit(over_models(lambda *a: epoch(*a), (0, None, None, 0, None), sequential), donate_argnums=0)
+  return OverModels(lambda *a: epoch(*a), (0, None, None, 0, None), sequential, donate_argnums=(0,))
 
 
 def make_sweep_evaluate(graphdef, sequential: bool | None = None):
-  return jax.jit(over_models(train.make_evaluate(graphdef), (0, 0, None, None), sequential))
+  return OverModels(train.make_evaluate(graphdef), (0, 0, None, None), sequential)
 
 
 def _pad(tree, m_padded: int):
@@ -175,7 +186,7 @@ def _train(configs: list[config_lib.Config], ds: data.Dataset, workdir: Path, ve
   data_keys = devices.place(_pad(data_keys, m_padded), mesh, P(devices.MODELS))
   x, y = devices.place((ds.train_x, ds.train_y), mesh)
   eval_sets = devices.place(train.eval_arrays(ds), mesh)
-  # Models split over devices train as one vmap; on one CPU one after the other (``over_models``).
+  # Models split over devices train as one vmap; on one CPU one after the other (``OverModels``).
   sequential = None if mesh is None else False
   run_epoch = make_sweep_epoch(graphdef, tx, base.batch_size, sequential, log_every=base.log_stats_every,
                                bounds=config_lib.activation_bounds(base), histograms=base.log_histograms)
@@ -186,7 +197,7 @@ def _train(configs: list[config_lib.Config], ds: data.Dataset, workdir: Path, ve
   records = [{}] * m
   start = time.perf_counter()
   with jax.default_matmul_precision(base.matmul_precision):  # compiled before the epochs' clock: time left is training's
-    run_epoch = run_epoch.lower(states, x, y, data_keys, 1).compile()
+    run_epoch = run_epoch.compile(states, x, y, data_keys, 1)
   if verbose:
     print(f"compiled the epoch of {m} models in {time.perf_counter() - start:.1f}s", flush=True)
   with contextlib.ExitStack() as files, progress.Epochs(base.epochs, verbose=verbose) as shown:
@@ -202,7 +213,7 @@ def _train(configs: list[config_lib.Config], ds: data.Dataset, workdir: Path, ve
           loggers.notify(writers[i], record, stats, loggers.step_histograms(pick(steps)))
           if not (np.all(np.isfinite(steps["loss"][i])) and steps["params_finite"][i]):
             diverged[i] = epoch
-          else:
+          elif c.checkpoints_after(epoch):
             logs[i].checkpoints.save(epoch, runlog.checkpoint(pick(states), data_keys[i], epoch))
       losses = np.array([r["train_loss"] for r in records], dtype=float)
       median = np.nanmedian(losses) if np.isfinite(losses).any() else np.nan

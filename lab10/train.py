@@ -347,7 +347,8 @@ def _train(config: config_lib.Config, ds: data.Dataset, path: Path, plan: str, v
         divergence.check(epoch, int(state.step), steps, s.names)
         # Only finite states are checkpointed, after their epoch's records: a kill in between is undone on resume
         # by cutting the logs back to the checkpoint. (The save copies the state to the host.)
-        checkpoints.save(epoch, runlog.checkpoint(state, data_key, epoch))
+        if config.checkpoints_after(epoch):
+          checkpoints.save(epoch, runlog.checkpoint(state, data_key, epoch))
     checkpoints.wait()
   wall = time.perf_counter() - start
   log.write_summary({"wall_time_s": wall, "steps_per_s": (int(state.step) - start_step) / wall,

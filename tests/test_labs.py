@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from lab10 import config, data, labs, train
+from lab10 import config, data, labs, train, workdir
 
 from conftest import ROOT
 
@@ -67,3 +67,4 @@ def test_run_seeds_reuses_a_finished_run_of_the_same_config_only(mnist_dir, tmp_
   assert labs.run_seeds({"softmax": c}, 2, ds, tmp_path)["softmax"] == first and fits == []  # read back, not trained
   longer = labs.run_seeds({"softmax": dataclasses.replace(c, epochs=2)}, 1, ds, tmp_path)["softmax"]
   assert fits == [2] and len(longer[0]["records"]) == 2  # another config: trained again, in the same folder
+  assert workdir.checkpoint_epochs(tmp_path / "softmax" / "seed0") == [2]  # its last epoch only

@@ -76,6 +76,7 @@ BAD_INPUTS = [
     (["--seed", "-1"], "--seed -1 is out of range; expected an integer in [0, 2^32)"),
     (["--val_size", "-1"], "--val_size -1 is out of range; expected an integer >= 0"),
     (["--keep_checkpoints", "0"], "--keep_checkpoints 0 is out of range; expected an integer >= 1"),
+    (["--checkpoint_every", "0"], "--checkpoint_every 0 is out of range; expected an integer >= 1"),
     (["--log_stats_every", "-1"], "--log_stats_every -1 is out of range; expected an integer >= 0 (0: off)"),
     # flags that do not parse
     (["--epochs", "2.5"], "argument --epochs: invalid int value: '2.5'"),

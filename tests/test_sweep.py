@@ -40,7 +40,7 @@ def test_sweep_equals_models_trained_one_by_one(small_synthetic, tmp_path):
     want = train.fit(dataclasses.replace(c, workdir=str(tmp_path / name)), small_synthetic, verbose=False).records
     got = runs.read_jsonl(out / name / "metrics.jsonl")
     assert [r["step"] for r in got] == [r["step"] for r in want] == [20, 40]
-    # On a CPU the sweep trains its models one after the other (sweep.over_models): fit's arithmetic, bit for bit.
+    # On a CPU the sweep trains its models one after the other (sweep.OverModels): fit's arithmetic, bit for bit.
     assert got == want if jax.default_backend() == "cpu" else _assert_same_records(got, want, name) is None, name
     cfg = json.loads((out / name / "config.json").read_text())
     assert cfg["config"]["seed"] == c.seed and cfg["config"]["lr"] == c.lr and cfg["config"]["init_gain"] == c.init_gain
@@ -51,7 +51,7 @@ def test_sweep_equals_models_trained_one_by_one(small_synthetic, tmp_path):
 
 
 def test_vmapped_and_sequential_sweeps_agree(small_synthetic):
-  # The accelerators' path (one vmap) against the CPU's (lax.map): the same models to float tolerance.
+  # The accelerators' path (one vmap) against the CPU's (in turn): the same models to float tolerance.
   configs = sweep.grid(_base(), seeds=[0, 1, 2], lrs=[1e-2, 1e-3])
   graphdef, tx, states, keys = sweep.init_models(configs, small_synthetic.input_shape, small_synthetic.num_classes)
   x, y = small_synthetic.train_x, small_synthetic.train_y

@@ -459,6 +459,26 @@ def test_resume_after_a_crash_equals_an_uninterrupted_run(small, whole, tmp_path
   assert json.loads((run / "config.json").read_text())["resumed"][0]["from_epoch"] == 2
 
 
+def test_checkpoint_every_saves_those_epochs_and_the_last_and_resumes_from_the_newest(small, whole, tmp_path):
+  run = train.fit(_config(tmp_path / "run", checkpoint_every=2, keep_checkpoints=3), small, verbose=False).workdir
+  assert workdir.checkpoint_epochs(run) == [2, 3]  # epoch 2 (every 2nd) and the last; not 1
+  assert (run / "metrics.jsonl").read_bytes() == (whole / "metrics.jsonl").read_bytes()
+  # Killed while epoch 3 was being checkpointed: epoch 3's records are cut back, the run goes on from epoch 2.
+  shutil.rmtree(run / "checkpoints" / "3")
+  (run / "summary.json").unlink()
+  train.fit(_config(run, checkpoint_every=2, resume=True), small, verbose=False)
+  assert (run / "metrics.jsonl").read_bytes() == (whole / "metrics.jsonl").read_bytes()
+  assert _summary(run)["params_sha256"] == _summary(whole)["params_sha256"]
+  assert _summary(run)["resumed_from_epoch"] == 2
+  # Killed before its first checkpoint: the run starts again from its initialization.
+  shutil.rmtree(run / "checkpoints")
+  (run / "summary.json").unlink()
+  train.fit(_config(run, checkpoint_every=2, resume=True), small, verbose=False)
+  assert (run / "metrics.jsonl").read_bytes() == (whole / "metrics.jsonl").read_bytes()
+  assert _summary(run)["params_sha256"] == _summary(whole)["params_sha256"]
+  assert _summary(run)["resumed_from_epoch"] == 0
+
+
 def test_resume_with_more_epochs_extends_the_run_exactly(small, whole, tmp_path):
   run = train.fit(_config(tmp_path / "run", epochs=1), small, verbose=False).workdir
   train.fit(_config(run, epochs=3, resume=True), small, verbose=False)

@@ -106,9 +106,9 @@ def train_seeds(c: config_lib.Config, seeds, ds: data.Dataset, *, steps: int, ev
   epoch = train.make_epoch(step_lib.make_train_step(graphdef, tx), c.batch_size)
 
   @functools.cache
-  def pieces_of(count: int):  # the models' epoch pieces of ``count`` steps (sweep.over_models: vmap or in turn)
-    return jax.jit(sweep.over_models(lambda s, x, y, k, e, start: epoch(s, x, y, k, e, start, count),
-                                     (0, None, None, 0, None, None)))
+  def pieces_of(count: int):  # the models' epoch pieces of ``count`` steps (sweep.OverModels: vmap or in turn)
+    return sweep.OverModels(lambda s, x, y, k, e, start: epoch(s, x, y, k, e, start, count),
+                            (0, None, None, 0, None, None))
 
   steps_per_epoch = len(ds.train_y) // c.batch_size
   out, losses, accuracies, done = {"steps": [], "loss": [], "accuracy": []}, [], [], 0

@@ -41,7 +41,7 @@ def run(data_dir=None, n_train: int = 1000, epochs: int = 50, dropout: float = 0
     for seed in seeds:
       with tempfile.TemporaryDirectory() as tmp:
         c = config_lib.with_preset("lab10-5-dropout", dropout=rate, epochs=epochs, width=(width,), val_size=0,
-                                   seed=seed, workdir=tmp)
+                                   seed=seed, workdir=tmp, checkpoint_every=epochs)
         per_seed.append(train.fit(c, ds, verbose=False).records)
       lines.done(len(final_test) * len(seeds) + len(per_seed),
                  f"{label}, seed {seed}: test accuracy {per_seed[-1][-1]['test_accuracy']:.4f}")
