@@ -16,7 +16,7 @@ from lab10.experiments.common import GLOROT_PROBE_EXAMPLES, mlp_config
 
 from drawing import draw  # noqa: F401
 
-RATES = {"tanh": 0.3, "tanh_n": 0.1, "softsign": None}
+RATES = {"tanh": 0.3, "tanh_n": 0.1, "softsign": None, "softsign_tanh_rate": None}
 SMALL = dict(width=16, depth=3, n_train=200, epochs=2, every=5, seeds=(0, 1), rates=RATES)
 
 
@@ -76,13 +76,18 @@ def test_the_claims_are_read_from_the_records(small):
   assert c["tanh_n_layer2_p98_final"] == pytest.approx(np.mean([f["probes"][-1]["p98"][1] for f in finals]))
   density = np.mean([f["final"]["density"][2] for f in finals], axis=0)
   assert c["tanh_n_layer3_saturated_fraction_final"] == pytest.approx(0.05 * (density[:2].sum() + density[-2:].sum()))
+  # Fig. 4's knees: |h| in (0.6, 0.9], bins 3-8 from either end of the 40 over [-1, 1]
+  assert c["tanh_n_layer3_knee_fraction_final"] == pytest.approx(0.05 * (density[2:8].sum() + density[-8:-2].sum()))
+  folded = density[20:] + density[:20][::-1]  # |h| from 0 to 1
+  assert c["tanh_n_layer3_peak_abs_final"] == pytest.approx(0.025 + 0.05 * np.argmax(folded))
   assert c["tanh_n_test_error_mean"] == pytest.approx(np.mean([f["test_error"] for f in finals]))
 
 
 def test_a_net_without_a_chosen_rate_is_pending_and_not_trained(small):
   out, r = small
   assert math.isnan(r.claims["softsign_lr"]) and r.claims["softsign_seeds"] == 0
-  assert r.data["pending"] == ["softsign, standard init"] and "softsign, standard init" not in r.data["histograms"]
+  assert r.data["pending"] == ["softsign, standard init", "softsign, standard init, at tanh's rate"]
+  assert "softsign, standard init" not in r.data["histograms"]
   assert not list((out / sat.RECORDS).glob("softsign*"))
 
 
@@ -104,8 +109,11 @@ def test_without_rates_each_net_trains_at_table_1s_choice(mnist_dir, tmp_path, m
                       lambda c, ds, name, *a, **k: trained.append((name, c.lr, c.activation, c.init)))
   r = sat.run(data_dir=mnist_dir, out=str(tmp_path), workroot=str(tmp_path / "work"), width=16, depth=3,
               n_train=200, epochs=1, every=5, seeds=(0,), time_limit_s=30)
-  assert trained == [("tanh_seed0", 0.3, "tanh", "glorot_standard")]  # the others pending; (the fake trains nothing)
-  assert r.claims["tanh_lr"] == 0.3 and math.isnan(r.claims["tanh_n_lr"]) and r.claims["finished_runs"] == 0
+  # Fig. 4's softsign net beside tanh at tanh's rate; the others pending (the fake trains nothing)
+  assert trained == [("tanh_seed0", 0.3, "tanh", "glorot_standard"),
+                     ("softsign_tanh_rate_seed0", 0.3, "softsign", "glorot_standard")]
+  assert r.claims["tanh_lr"] == r.claims["softsign_tanh_rate_lr"] == 0.3 and math.isnan(r.claims["tanh_n_lr"])
+  assert r.claims["finished_runs"] == 0
   assert r.data["pending"] == ["tanh, normalized init", "softsign, standard init"]
 
 
