@@ -288,8 +288,8 @@ def format_table(measured: dict) -> str:
   for r in results:
     if "of_single_paired" in r:
       paired = r["of_single_paired"]
-      lines.append(f"\n{r['name']}: {paired['median']:.2f}x the model-steps/s of {lab10['name']} (median of the "
-                   f"per-repeat ratios, {paired['min']:.2f}-{paired['max']:.2f}); {r['of_single']:.2f}x median over "
+      lines.append(f"\n{r['name']}: {paired['median']:.3f}x the model-steps/s of {lab10['name']} (median of the "
+                   f"per-repeat ratios, {paired['min']:.3f}-{paired['max']:.3f}); {r['of_single']:.3f}x median over "
                    "median")
   return "\n".join(lines + _start_lines(measured))
 

@@ -47,7 +47,7 @@ def test_benchmark_script_writes_its_table_and_json(tmp_path):
   # The sweep over the single run repeat by repeat: with one repeat, the one ratio.
   assert m2["of_single_paired"] == pytest.approx({"median": m2["of_single"], "min": m2["of_single"],
                                                   "max": m2["of_single"]})
-  assert f"lab10 sweep M=2: {m2['of_single']:.2f}x the model-steps/s of lab10 (stats off) (median of the per-repeat" \
+  assert f"lab10 sweep M=2: {m2['of_single']:.3f}x the model-steps/s of lab10 (stats off) (median of the per-repeat" \
       in out.with_suffix(".md").read_text()
   # One cold and one warm start of train.py (CPU of the child processes), and two fits in this process.
   (pair,) = report["starts"]["pairs"]
