@@ -1,5 +1,5 @@
-"""Many models at once: one architecture trained for several seeds × init gains σ_w × learning rates in one
-compiled program of the same pure ``train_step`` that ``fit`` scans (``OverModels``: a ``jax.vmap`` on
+"""Many models at once: one architecture trained for several seeds × init gains σ_w × learning rates, compiled
+once, with the same pure ``train_step`` that ``fit`` scans (``OverModels``: one ``jax.vmap`` program on
 accelerators, the models one after the other through the single model's program on a CPU).
 
 Model i is exactly the model ``fit(configs[i])`` trains: the same init, data-order and dropout keys from its
