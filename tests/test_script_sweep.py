@@ -3,6 +3,7 @@
 import csv
 import json
 import os
+import shutil
 
 import pytest
 
@@ -123,3 +124,23 @@ def test_a_sweep_folder_in_use_is_refused_naming_the_holder(tmp_path):
     status, lines = cli.main("sweep", *BASE, "--workdir", str(tmp_path))
   assert status == 2 and len(lines) == 1
   assert lines[0].startswith(f"error: --workdir {tmp_path} is in use by pid {os.getpid()} on ")
+
+
+def test_a_model_of_an_unfinished_sweep_continues_alone_with_train_resume(tmp_path):
+  # The sweep stopped after epoch 2 of 3, as a kill leaves it: model seed1's directory loses epoch 3's checkpoint,
+  # record and summary; train.py --resume there ends as the uninterrupted sweep's model did: the same
+  # records and the same state, array for array.
+  flags = ["--dataset", "synthetic", "--depth", "1", "--width", "8", "--epochs", "3", "--keep_checkpoints", "3"]
+  assert cli.main("sweep", *flags, "--seeds", "0:2", "--workdir", str(tmp_path)) == (0, [])
+  model = tmp_path / "seed1_gain1_lr0.001"
+  metrics, digest = (model / "metrics.jsonl").read_bytes(), (model / "checkpoints" / "3.sha256.json").read_bytes()
+  lines = metrics.splitlines(keepends=True)
+  assert len(lines) == 3
+  (model / "metrics.jsonl").write_bytes(b"".join(lines[:2]))
+  (model / "summary.json").unlink()
+  (model / "checkpoints" / "3.sha256.json").unlink()
+  shutil.rmtree(model / "checkpoints" / "3")
+  assert cli.main("train", "--workdir", str(model), "--resume") == (0, [])
+  assert (model / "metrics.jsonl").read_bytes() == metrics
+  assert json.loads((model / "summary.json").read_text())["resumed_from_epoch"] == 2
+  assert (model / "checkpoints" / "3.sha256.json").read_bytes() == digest  # every array of epoch 3's state
