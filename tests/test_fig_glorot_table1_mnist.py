@@ -1,7 +1,9 @@
 """Glorot & Bengio Table 1: which runs are trained in which order, the rate chosen on seed 0's validation error,
 test errors read at the best-validation epoch, paired differences, a table drawn with what is finished."""
 
+import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,7 +19,7 @@ SETTING_KW = dict(width=8, n_train=300, lrs=(0.1, 0.3), seeds=(0, 1, 2), patienc
 
 def _record(name: str, setting: dict, val: list[float], test: list[float], stop: str | None = "early stopping"):
   return {"name": name, "setting": setting, "stop": stop, "wall_time_s": 1.0, "machine": runs.machine(),
-          "epochs": [{"epoch": e, "val_error": v, "test_error": t, "train_error": 0.0, "train_loss": 0.1}
+          "epochs": [{"epoch": e, "val_error": v, "test_error": t, "train_error": t / 10, "train_loss": 0.1}
                      for e, (v, t) in enumerate(zip(val, test), 1)]}
 
 
@@ -63,6 +65,9 @@ def test_table1_chooses_each_rate_on_seed_0s_validation_then_trains_every_seed_a
   assert r.claims["tanh_lr"] == 0.3 and r.claims["tanh_seeds"] == 3
   assert r.claims["tanh_test_error_mean"] == pytest.approx(np.mean([2.0, 2.2, 2.4]))  # at the best-val epoch (2)
   assert r.claims["tanh_test_error_std"] == pytest.approx(np.std([2.0, 2.2, 2.4], ddof=1))
+  assert r.claims["tanh_minus_paper"] == pytest.approx(2.2 - 1.76)
+  assert r.claims["tanh_train_error_max"] == pytest.approx(0.24)  # seed 2's, at its best-validation epoch
+  assert math.isnan(r.claims["sigmoid_minus_paper"]) and math.isnan(r.claims["sigmoid_train_error_max"])
   assert r.claims["tanh_n_minus_tanh_mean"] == pytest.approx(1.0) and r.claims["tanh_n_minus_tanh_resolved"] == 1
   assert r.claims["finished_runs"] == 16 and r.claims["runs_at_epoch_cap"] == 0 and r.claims["tanh_left_chance"] == 1
   row = r.table[1]
@@ -84,6 +89,12 @@ def test_table1_draws_what_is_finished_and_trains_nothing_at_time_limit_0(mnist_
   assert ax.get_yscale() == "log" and [t.get_text() for t in ax.texts] == ["0/3\nseeds"] * 5
   fig = draw(table1.draw, **{**r.data, "left_chance": {**r.data["left_chance"], "Sigmoid": False}})
   assert [t.get_text() for t in fig.axes[0].texts][:2] == ["no rate\nleft chance", "0/3\nseeds"]
+  # A net at chance is marked at the top with its value; the axis spans the paper and the nets that learned.
+  ours = {**r.data["ours"], "Sigmoid": [88.04, math.nan, math.nan], "Tanh": [2.0, 2.2, 2.4]}
+  fig = draw(table1.draw, **{**r.data, "ours": ours, "left_chance": {**r.data["left_chance"], "Sigmoid": False}})
+  bottom, top = fig.axes[0].get_ylim()
+  assert [t.get_text() for t in fig.axes[0].texts][:2] == ["no rate\nleft chance\n88.0 % ↑", "0/3\nseeds"]
+  assert bottom < 1.64 and 2.4 < top < 10
 
 
 def test_paired_difference_is_resolved_only_beyond_its_spread():
@@ -92,3 +103,22 @@ def test_paired_difference_is_resolved_only_beyond_its_spread():
   mixed = table1._paired("tanh_n", "tanh", [1.5, 2.0, math.nan], [1.8, 1.9, 1.7])
   assert mixed["tanh_n_minus_tanh_resolved"][0] == 0 and mixed["tanh_n_minus_tanh_pairs"][0] == 2
   assert mixed["tanh_n_minus_tanh_mean"][0] == pytest.approx(-0.1)
+
+
+def test_the_committed_tables_caveats_state_its_records():
+  # The numbers figures/README.md's caveats give for the full-scale table, read again from its committed records.
+  records = table1._read(Path(__file__).parents[1] / "figures" / table1.RECORDS, table1._setting())
+  best = lambda name, field: round(table1._best(records[name], field), 2)
+  assert [best(f"softsign_lr0.01_seed{s}", "test_error") for s in (0, 1, 2)] == [1.95, 2.33, 2.18]
+  assert best("softsign_lr0.1_seed0", "val_error") == best("softsign_lr0.01_seed0", "val_error") == 2.02
+  assert best("softsign_lr0.1_seed0", "test_error") == 2.24
+  assert sorted(best(f"softsign_lr0.01_seed{s}", "train_error") for s in (0, 1, 2)) == [0.09, 0.12, 0.63]
+  claims = json.loads((Path(__file__).parents[1] / "figures" / "glorot_table1_mnist.json").read_text())["claims"]
+  assert round(claims["softsign_minus_paper"], 2) == 0.51
+  assert [round(claims[f"{k}_std"], 2) for k in ("tanh_n_minus_tanh", "softsign_n_minus_softsign")] == [0.15, 0.21]
+  assert claims["sigmoid_seeds"] == 1 and round(claims["sigmoid_minus_tanh_mean"]) == round(
+      claims["sigmoid_minus_softsign_mean"]) == 87
+  caveats = " ".join(table1.FIGURES[0].caveats)
+  for stated in ("+0.51 points", "(1.95, 2.33, 2.18 %)", "ends at 2.24 %", "(0.09–0.63 %", "(std 0.15 and 0.21 points)",
+                 "about +87 points"):
+    assert stated in caveats, stated

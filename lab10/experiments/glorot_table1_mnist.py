@@ -133,6 +133,8 @@ def _tabulate(found: dict, lrs, seeds, setting: dict) -> Result:
     per_seed = [_best(found.get(_name(key, lr, s)), "test_error") if chosen and (learned or s == seeds[0])
                 else math.nan for s in seeds]
     ours[label] = per_seed
+    fitted = [v for s in seeds if chosen and (learned or s == seeds[0])
+              and (v := _best(found.get(_name(key, lr, s)), "train_error")) == v]
     left_chance[label] = bool(learned) if chosen else None
     done = np.array([v for v in per_seed if v == v])
     mean = float(done.mean()) if len(done) else math.nan
@@ -142,6 +144,10 @@ def _tabulate(found: dict, lrs, seeds, setting: dict) -> Result:
         f"{key}_test_error_mean": (mean, f"{label}: test error (%) at the best-validation epoch, mean over the finished "
                                          f"seeds at the chosen rate (NaN: none yet)"),
         f"{key}_test_error_std": (std, f"{label}: the same, std over seeds (ddof 1; NaN: fewer than 2)"),
+        f"{key}_minus_paper": (mean - PAPER[key] if len(done) else math.nan, f"{label}: that mean minus the paper's {PAPER[key]:g} % (points)"),
+        f"{key}_train_error_max": (max(fitted, default=math.nan),
+                                   f"{label}: error (%) on the 10,000 scored training images at the best-validation "
+                                   "epoch, the largest over the finished seeds (0: the training set fitted)"),
         f"{key}_seeds": (float(len(done)), f"{label}: seeds finished at the chosen rate (of {len(seeds)})"),
         f"{key}_lr": (float(lr) if learned else math.nan,
                       f"{label}: rate chosen on seed {seeds[0]}'s validation error (NaN: not all its rates finished, or "
@@ -204,20 +210,29 @@ def draw(names, paper, ours, lrs, val_by_lr, seeds, left_chance=None, title: str
   fig, (ax, ax_lr) = plotting.figure(2, width=4.6, height=3.4)
   color_of = plotting.color_map(names)
   x = np.arange(len(names))
+  # The axis spans the paper's numbers and the nets that learned; a net at chance is marked at its top with its value.
+  learned = [v for v in (*paper, *np.concatenate([plotting.floats(ours[n]) for n in names])) if v < CHANCE_ERROR]
+  bottom, top = min(learned) / 1.15, max(max(learned) * 1.7, min(learned) * 2.5)
+  ax.vlines(x - 0.15, np.subtract(paper, 0.5), np.add(paper, 0.5), color="0.85", lw=6, zorder=0,
+            label="paper ± 0.5 points")
   ax.plot(x - 0.15, paper, "kD", markerfacecolor="none", label="Glorot & Bengio 2010")
   for i, name in enumerate(names):
     v = plotting.floats(ours[name])
     done = v[np.isfinite(v)]
-    ax.plot(np.full(len(done), i + 0.15), done, "o", color=color_of[name], alpha=0.6, markersize=3)
-    if len(done):
+    ax.plot(np.full(len(done), i + 0.15), np.minimum(done, top), "o", color=color_of[name], alpha=0.6, markersize=3,
+            clip_on=False)
+    if len(done) and done.mean() < top:
       ax.errorbar(i + 0.15, done.mean(), yerr=done.std(ddof=1) if len(done) > 1 else 0, fmt="_", color="k",
                   markersize=10, capsize=3, label="lab10: seeds (dots), mean ± std")
     at_chance = (left_chance or {}).get(name) is False
-    if at_chance or len(done) < len(seeds):
-      ax.annotate("no rate\nleft chance" if at_chance else f"{len(done)}/{len(seeds)}\nseeds", (i, 1),
-                  xycoords=("data", "axes fraction"), ha="center", va="top", fontsize=6.5, color="0.4")
+    marks = (["no rate\nleft chance"] if at_chance else []) + \
+        ([f"{len(done)}/{len(seeds)}\nseeds"] if len(done) < len(seeds) and not at_chance else []) + \
+        ([f"{done.mean():.1f} % ↑"] if len(done) and done.mean() >= top else [])
+    if marks:
+      ax.annotate("\n".join(marks), (i, 0.97), xycoords=("data", "axes fraction"), ha="center", va="top",
+                  fontsize=6.5, color="0.4")
   ax.set_yscale("log")
-  ax.set_ylim(top=400)  # room above chance (90 %) for the marks
+  ax.set_ylim(bottom, top)
   ax.set_xticks(x, names, rotation=20, ha="right")
   ax.set_ylabel("test error (%, log scale)")
   ax.set_title("test error at the best-validation epoch")
@@ -231,8 +246,11 @@ def draw(names, paper, ours, lrs, val_by_lr, seeds, left_chance=None, title: str
   ax_lr.set_xlabel("learning rate")
   ax_lr.set_ylabel(f"best validation error (%), seed {seeds[0]}")
   ax_lr.set_title("choice of the rate (gaps: unfinished or diverged)")
+  fine = top / bottom < 4  # a narrow span (the nets near the paper's 1.6–2.2 %) gets ticks between 1, 2 and 5
+  ax.yaxis.set_major_locator(matplotlib.ticker.FixedLocator([1, 1.25, 1.5, 1.75, 2, 2.5, 3, 4]) if fine
+                             else matplotlib.ticker.LogLocator(subs=(1, 2, 5)))
+  ax_lr.yaxis.set_major_locator(matplotlib.ticker.LogLocator(subs=(1, 2, 5)))
   for axis in (ax.yaxis, ax_lr.yaxis):
-    axis.set_major_locator(matplotlib.ticker.LogLocator(subs=(1, 2, 5)))
     axis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
     axis.set_minor_formatter(matplotlib.ticker.NullFormatter())
   plotting.legend_below(fig, (ax, ax_lr), ncol=4)
@@ -249,6 +267,25 @@ CHECKS = (
     Check("every finished run stopped by early stopping or divergence, none at the epoch cap (each was trained until "
           "its validation error stopped improving)",
           lambda c: c["runs_at_epoch_cap"] == 0),
+    Check("Tanh, Tanh N and Softsign N end within 0.5 points of the paper's test error (mean of 3 seeds), Tanh N and "
+          "Softsign N within 0.3",
+          lambda c: all(c[f"{k}_seeds"] == 3 and abs(c[f"{k}_minus_paper"]) <= (0.5 if k == "tanh" else 0.3)
+                        for k in ("tanh", "tanh_n", "softsign_n"))),
+    Check("normalized init lowers tanh's test error on every seed, by more than the seed spread (Tanh N − Tanh, paired "
+          "by seed over 3 seeds; the paper: −0.12 points)",
+          lambda c: c["tanh_n_minus_tanh_pairs"] == 3 and c["tanh_n_minus_tanh_resolved"] == 1
+          and c["tanh_n_minus_tanh_mean"] < 0),
+    Check("normalized init lowers softsign's test error on every seed too, by more than the seed spread (Softsign N − "
+          "Softsign, paired by seed over 3 seeds): the opposite sign to the paper's single runs (1.72 vs 1.64, +0.08 "
+          "points)",
+          lambda c: c["softsign_n_minus_softsign_pairs"] == 3 and c["softsign_n_minus_softsign_resolved"] == 1
+          and c["softsign_n_minus_softsign_mean"] < 0),
+    Check("Softsign with standard init ends more than 0.5 points above the paper's 1.64 (mean of 3 seeds; outside the "
+          "±0.5 target). At their best-validation epochs the standard-init tanh and softsign nets still err on some "
+          "of the 10,000 scored training images, the normalized-init nets on none",
+          lambda c: c["softsign_seeds"] == 3 and c["softsign_minus_paper"] > 0.5
+          and c["tanh_train_error_max"] > 0 and c["softsign_train_error_max"] > 0
+          and c["tanh_n_train_error_max"] == 0 and c["softsign_n_train_error_max"] == 0),
 )
 
 FIGURES = (Figure(
@@ -268,7 +305,17 @@ FIGURES = (Figure(
              "sittings, and the figure states how many runs are finished.",
              f"A run on a plateau (validation error at chance) stops after {PATIENCE} epochs without improvement like "
              "any other: a sigmoid net that would leave its plateau later at a low rate is not followed there "
-             "(lab10's Glorot Fig. 2 net, at lr 1, leaves it after about 4,500 updates).",),
+             "(lab10's Glorot Fig. 2 net, at lr 1, leaves it after about 4,500 updates).",
+             "Softsign's gap to the paper (+0.51 points) is not explained here: each of its seeds (1.95, 2.33, 2.18 %) "
+             "is above the paper's single run; the rate does not account for it (at 0.1, which tied 0.01 on seed 0's "
+             "validation error, seed 0 ends at 2.24 %); its runs stopped before fitting the 10,000 scored training images "
+             f"(0.09–0.63 % error on them at the best epoch), and a patience longer than {PATIENCE} epochs was not tried.",
+             "Sigmoid's seeds 1 and 2 are not trained (no rate left chance, so there is no rate to train them at): its "
+             "differences from tanh and softsign rest on seed 0 alone (about +87 points each) and are not resolved at "
+             "1 seed.",
+             "The paper reports one run per configuration: its differences between inits (−0.12 points for tanh, "
+             "+0.08 for softsign) are smaller than the spread of the same differences over seeds here (std 0.15 and "
+             "0.21 points), so one run cannot resolve them.",),
     run=run, draw=draw, checks=CHECKS,
     quick=dict(width=64, n_train=2000, lrs=(0.03, 0.3), seeds=(0, 1), max_epochs=4, patience=2,
                workroot="runs/glorot_table1_mnist-quick")),)
