@@ -130,11 +130,11 @@ def _tabulate(found: dict, lrs, seeds, setting: dict) -> Result:
     planned += len(lrs) + (len(seeds) - 1 if lr is None or learned else 0)  # the other seeds, where they are trained
     val_curves[label] = [_best(found.get(_name(key, r, seeds[0])), "val_error") for r in lrs]
     chosen = lr is not None and not math.isnan(lr)  # (a net that never left chance: its seed-0 run alone)
-    per_seed = [_best(found.get(_name(key, lr, s)), "test_error") if chosen and (learned or s == seeds[0])
-                else math.nan for s in seeds]
+    at_rate = lambda field: [_best(found.get(_name(key, lr, s)), field) if chosen and (learned or s == seeds[0])
+                             else math.nan for s in seeds]
+    per_seed = at_rate("test_error")
     ours[label] = per_seed
-    fitted = [v for s in seeds if chosen and (learned or s == seeds[0])
-              and (v := _best(found.get(_name(key, lr, s)), "train_error")) == v]
+    fitted = [v for v in at_rate("train_error") if v == v]
     left_chance[label] = bool(learned) if chosen else None
     done = np.array([v for v in per_seed if v == v])
     mean = float(done.mean()) if len(done) else math.nan
@@ -144,7 +144,8 @@ def _tabulate(found: dict, lrs, seeds, setting: dict) -> Result:
         f"{key}_test_error_mean": (mean, f"{label}: test error (%) at the best-validation epoch, mean over the finished "
                                          f"seeds at the chosen rate (NaN: none yet)"),
         f"{key}_test_error_std": (std, f"{label}: the same, std over seeds (ddof 1; NaN: fewer than 2)"),
-        f"{key}_minus_paper": (mean - PAPER[key] if len(done) else math.nan, f"{label}: that mean minus the paper's {PAPER[key]:g} % (points)"),
+        f"{key}_minus_paper": (mean - PAPER[key] if len(done) else math.nan,
+                               f"{label}: that mean minus the paper's {PAPER[key]:g} % (points)"),
         f"{key}_train_error_max": (max(fitted, default=math.nan),
                                    f"{label}: error (%) on the 10,000 scored training images at the best-validation "
                                    "epoch, the largest over the finished seeds (0: the training set fitted)"),
@@ -306,12 +307,12 @@ FIGURES = (Figure(
              f"A run on a plateau (validation error at chance) stops after {PATIENCE} epochs without improvement like "
              "any other: a sigmoid net that would leave its plateau later at a low rate is not followed there "
              "(lab10's Glorot Fig. 2 net, at lr 1, leaves it after about 4,500 updates).",
-             "Softsign's gap to the paper (+0.51 points) is not explained here: each of its seeds (1.95, 2.33, 2.18 %) "
-             "is above the paper's single run; the rate does not account for it (at 0.1, which tied 0.01 on seed 0's "
-             "validation error, seed 0 ends at 2.24 %); its runs stopped before fitting the 10,000 scored training images "
-             f"(0.09–0.63 % error on them at the best epoch). Tried: the same three runs trained again to the {MAX_EPOCHS}-epoch "
-             "cap (scripts/train.py, same config and seed; identical through the early-stopped epochs) reach 0 % "
-             "training error and 2.09, 1.90, 2.08 % test error at their best validation epoch (mean 2.02, +0.38), "
+             "Softsign's gap to the paper (+0.51 points) is only partly explained here: each of its seeds (1.95, 2.33, "
+             "2.18 %) is above the paper's single run; the rate does not account for it (at 0.1, which tied 0.01 on "
+             "seed 0's validation error, seed 0 ends at 2.24 %); its runs stopped before fitting the 10,000 scored "
+             "training images (0.09–0.63 % error on them at the best epoch). Tried: the same three runs trained again "
+             f"to the {MAX_EPOCHS}-epoch cap (scripts/train.py, same config and seed; identical through the "
+             "early-stopped epochs) reach 0 % training error and 2.09, 1.90, 2.08 % test error at their best validation epoch (mean 2.02, +0.38), "
              "seed 1's at the cap itself: the stopping rule accounts for part of the gap; the table keeps the rule "
              "every configuration shares.",
              "Sigmoid's seeds 1 and 2 are not trained (no rate left chance, so there is no rate to train them at): its "
